@@ -1,0 +1,352 @@
+"""``agent-memory``: remember, recall, list, forget and inspect memories from the shell.
+
+Each command checks its input, calls the library, and prints a table (or JSON with ``--json``).
+Library errors become one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from memory.errors import AgentMemoryError, ConfigurationError, InvalidInputError
+from memory.models import DEFAULT_TENANT, MemoryType, SearchMode
+
+_TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_ttl(value: str | None) -> float | None:
+    """``30d``, ``12h``, ``45m``, ``90s`` or plain seconds -> seconds."""
+    if value is None:
+        return None
+    match = _TTL.match(value)
+    if not match or float(match.group(1)) <= 0:
+        raise click.BadParameter(f"{value!r} is not a duration; use e.g. 90s, 45m, 12h, 30d or 2w")
+    return float(match.group(1)) * _TTL_UNITS[match.group(2)]
+
+
+def age(timestamp: float, now: float | None = None) -> str:
+    seconds = max(0.0, (now or time.time()) - timestamp)
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return "just now"
+
+
+def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], *, wrap: int = 60) -> None:
+    """A plain aligned table; long cells are cut to ``wrap`` characters with an ellipsis."""
+    if not rows:
+        click.echo("(nothing)")
+        return
+    cells = [[str(c) if len(str(c)) <= wrap else str(c)[: wrap - 1] + "…" for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    click.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The output flag every command shares."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(command)
+
+
+def user_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--user", "user_id", required=True, help="Whose memories (a user id).")(command)
+
+
+def library_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn library errors into one clear line and exit code 2 (bad input or settings) or 1 (failure)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (InvalidInputError, ConfigurationError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except AgentMemoryError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+class Context:
+    """What the group options select; the ``Memory`` is built on first use, not at start-up."""
+
+    def __init__(self, store_url: str | None, tenant_id: str) -> None:
+        self.store_url = store_url
+        self.tenant_id = tenant_id
+        self._memory = None
+
+    @property
+    def memory(self):  # -> Memory; imported lazily so `--help` stays instant
+        if self._memory is None:
+            from memory.config import get_settings
+            from memory.service import Memory
+
+            overrides = {"store_url": self.store_url} if self.store_url else {}
+            self._memory = Memory.from_settings(get_settings(**overrides))
+        return self._memory
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store", "store_url", envvar="MEMORY_STORE_URL", help="Store URL (default: MEMORY_STORE_URL)."
+)
+@click.option("--tenant", "tenant_id", default=DEFAULT_TENANT, show_default=True, help="Tenant id.")
+@click.version_option(package_name="agent-memory")
+@click.pass_context
+def main(ctx: click.Context, store_url: str | None, tenant_id: str) -> None:
+    """Persistent memory for Claude agents: remember facts about users and recall them by meaning."""
+    ctx.obj = Context(store_url, tenant_id)
+
+
+@main.command()
+@user_option
+@click.argument("content")
+@click.option("--type", "memory_type", type=click.Choice([t.value for t in MemoryType]), default="fact")
+@click.option("--importance", type=float, default=0.5, show_default=True, help="From 0 to 1.")
+@click.option("--tag", "tags", multiple=True, help="A tag; repeat for several.")
+@click.option("--ttl", help="Forget after this long: 90s, 45m, 12h, 30d, 2w.")
+@click.option("--supersedes", help="Id of a memory this one corrects (it is archived, not deleted).")
+@output_options
+@pass_context
+@library_errors
+def remember(
+    ctx: Context,
+    user_id: str,
+    content: str,
+    memory_type: str,
+    importance: float,
+    tags: tuple[str, ...],
+    ttl: str | None,
+    supersedes: str | None,
+    as_json: bool,
+) -> None:
+    """Store CONTENT as a memory of the user (merging duplicates, superseding corrections)."""
+    result = ctx.memory.remember(
+        user_id,
+        content,
+        memory_type=memory_type,
+        importance=importance,
+        tags=tags,
+        ttl=parse_ttl(ttl),
+        supersedes=supersedes,
+        tenant_id=ctx.tenant_id,
+    )
+    if as_json:
+        emit_json(
+            {
+                "action": result.action.value,
+                "previous_id": result.previous_id,
+                "memory": result.entry.as_dict(),
+            }
+        )
+        return
+    messages = {
+        "added": f"added {result.entry.id}",
+        "merged": f"merged into {result.entry.id} (a repeat; importance now {result.entry.importance:.2f})",
+        "superseded": f"added {result.entry.id}, superseding {result.previous_id} (kept in history)",
+    }
+    click.echo(messages[result.action.value])
+
+
+@main.command()
+@user_option
+@click.argument("query")
+@click.option("--top-k", type=int, default=None, help="How many memories (default: MEMORY_TOP_K, 5).")
+@click.option("--type", "memory_types", multiple=True, type=click.Choice([t.value for t in MemoryType]))
+@click.option("--tag", "tags", multiple=True, help="Only memories with this tag; repeat for any of several.")
+@click.option("--mode", type=click.Choice([m.value for m in SearchMode]), default="hybrid", show_default=True)
+@output_options
+@pass_context
+@library_errors
+def recall(
+    ctx: Context,
+    user_id: str,
+    query: str,
+    top_k: int | None,
+    memory_types: tuple[str, ...],
+    tags: tuple[str, ...],
+    mode: str,
+    as_json: bool,
+) -> None:
+    """Find the user's memories that best answer QUERY, with why each was found."""
+    hits = ctx.memory.search(
+        user_id, query, top_k=top_k, memory_types=memory_types, tags=tags, mode=mode, tenant_id=ctx.tenant_id
+    )
+    if as_json:
+        emit_json([hit.as_dict() for hit in hits])
+        return
+    rows = [
+        (rank, f"{hit.score:.3f}", hit.entry.memory_type.value, hit.entry.content, "; ".join(hit.reasons))
+        for rank, hit in enumerate(hits, start=1)
+    ]
+    print_table(rows, ("#", "score", "type", "memory", "why"), wrap=70)
+
+
+@main.command(name="list")
+@user_option
+@click.option("--type", "memory_types", multiple=True, type=click.Choice([t.value for t in MemoryType]))
+@click.option("--tag", "tags", multiple=True, help="Only memories with this tag; repeat for any of several.")
+@click.option("--all", "include_inactive", is_flag=True, help="Include superseded and pruned memories.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--offset", type=int, default=0, show_default=True)
+@output_options
+@pass_context
+@library_errors
+def list_memories(
+    ctx: Context,
+    user_id: str,
+    memory_types: tuple[str, ...],
+    tags: tuple[str, ...],
+    include_inactive: bool,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """List the user's memories, newest first."""
+    entries = ctx.memory.list(
+        user_id,
+        memory_types=memory_types,
+        tags=tags,
+        include_inactive=include_inactive,
+        limit=limit,
+        offset=offset,
+        tenant_id=ctx.tenant_id,
+    )
+    if as_json:
+        emit_json([entry.as_dict() for entry in entries])
+        return
+    now = time.time()
+    rows = [
+        (
+            e.id,
+            e.memory_type.value,
+            f"{e.importance:.2f}",
+            e.status.value,
+            age(e.created_at, now),
+            ",".join(e.tags),
+            e.content,
+        )
+        for e in entries
+    ]
+    print_table(rows, ("id", "type", "importance", "status", "created", "tags", "memory"))
+
+
+@main.command()
+@user_option
+@click.option("--id", "memory_id", help="Forget this one memory.")
+@click.option("--all", "everything", is_flag=True, help="Forget everything about the user, history included.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@output_options
+@pass_context
+@library_errors
+def forget(
+    ctx: Context, user_id: str, memory_id: str | None, everything: bool, yes: bool, as_json: bool
+) -> None:
+    """Forget one memory (--id) or everything about a user (--all)."""
+    if bool(memory_id) == everything:
+        raise click.UsageError("give exactly one of --id ID or --all")
+    if memory_id:
+        ctx.memory.delete(user_id, memory_id, tenant_id=ctx.tenant_id)
+        result = {"deleted": 1, "memory_id": memory_id}
+    else:
+        if not yes:
+            click.confirm(f"Forget everything about user {user_id!r}? This cannot be undone", abort=True)
+        result = {"deleted": ctx.memory.forget_user(user_id, tenant_id=ctx.tenant_id), "user_id": user_id}
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"forgot {result['deleted']} memor{'y' if result['deleted'] == 1 else 'ies'}")
+
+
+@main.command()
+@user_option
+@click.option("--id", "memory_id", help="Only this memory's history.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@output_options
+@pass_context
+@library_errors
+def history(ctx: Context, user_id: str, memory_id: str | None, limit: int, as_json: bool) -> None:
+    """Show what happened to the user's memories, oldest first."""
+    events = ctx.memory.history(user_id, memory_id, limit=limit, tenant_id=ctx.tenant_id)
+    if as_json:
+        emit_json([event.as_dict() for event in events])
+        return
+    now = time.time()
+    rows = [
+        (age(e.created_at, now), e.kind.value, e.memory_id, e.related_id or "", e.content or "")
+        for e in events
+    ]
+    print_table(rows, ("when", "event", "memory", "related", "content"))
+
+
+DEMO_MEMORIES: tuple[tuple[str, str, float], ...] = (
+    ("I prefer metric units: kilometres, kilograms, Celsius.", "preference", 0.8),
+    ("I'm allergic to peanuts.", "fact", 0.9),
+    ("My sister Ana lives in Lisbon.", "fact", 0.5),
+    ("Order ORD-48213 arrived damaged; I asked for a refund.", "task", 0.7),
+    ("We decided to use Postgres for the billing service.", "decision", 0.6),
+    ("I prefer metric units: kilometres, kilograms, Celsius", "preference", 0.8),  # a repeat: merged
+)
+DEMO_QUESTIONS = (
+    "How far is a marathon? Answer in the units I like.",
+    "What food should I avoid?",
+    "Who could I visit in Portugal?",
+    "Any news on ORD-48213?",
+)
+
+
+@main.command()
+@click.option("--user", "user_id", default="demo-user", show_default=True)
+@pass_context
+@library_errors
+def demo(ctx: Context, user_id: str) -> None:
+    """Remember a few things about a user, then recall them for questions, showing why each was found.
+
+    Uses a fresh SQLite file in a temporary directory unless --store is given.
+    """
+    with tempfile.TemporaryDirectory(prefix="agent-memory-demo-") as folder:
+        if ctx.store_url is None:
+            ctx.store_url = f"sqlite:///{Path(folder) / 'demo.db'}"
+        click.echo(f"store: {ctx.store_url}")
+        started = time.perf_counter()
+        ctx.memory.embedder.embed(["warm up"])
+        click.echo(f"embedding model loaded in {time.perf_counter() - started:.1f} s\n")
+        for content, memory_type, importance in DEMO_MEMORIES:
+            result = ctx.memory.remember(
+                user_id, content, memory_type=memory_type, importance=importance, tenant_id=ctx.tenant_id
+            )
+            click.echo(f"remember  [{memory_type}] {content}\n          -> {result.action.value}")
+        for question in DEMO_QUESTIONS:
+            started = time.perf_counter()
+            hits = ctx.memory.search(user_id, question, top_k=3, tenant_id=ctx.tenant_id)
+            elapsed = (time.perf_counter() - started) * 1000
+            click.echo(f"\nrecall    {question}   ({elapsed:.0f} ms)")
+            for rank, hit in enumerate(hits, start=1):
+                click.echo(
+                    f"  {rank}. {hit.entry.content}\n     score {hit.score:.3f}: {'; '.join(hit.reasons)}"
+                )
+            if not hits:
+                click.echo("  (nothing relevant)")
+        ctx.memory.close()

@@ -1,0 +1,50 @@
+"""Backends, chosen by URL. ``open_store("sqlite:///agent_memory.db")`` returns a ``MemoryStore``."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from memory.errors import ConfigurationError
+from memory.stores.base import MemoryStore, Tracer
+
+SUPPORTED_URLS = "sqlite:///path/to/file.db (a file), sqlite:// (in memory)"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, fit for error messages and logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``, ``sqlite:////abs.db`` -> ``/abs.db``, ``sqlite://`` -> memory."""
+    rest = url[len("sqlite://") :]
+    if rest in ("", "/", "/:memory:"):
+        return ":memory:"
+    if not rest.startswith("/"):
+        raise ConfigurationError(
+            f"MEMORY_STORE_URL={url!r}: a SQLite URL has three slashes before a relative path "
+            "(sqlite:///agent_memory.db) and four before an absolute one (sqlite:////data/memory.db)"
+        )
+    return rest[1:]
+
+
+def open_store(url: str, *, tracer: Tracer | None = None) -> MemoryStore:
+    """The store a URL names, not yet connected (it connects on first use).
+
+    Raises ``ConfigurationError`` for an unknown scheme, naming the setting and the accepted URLs.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        from memory.stores.sqlite import SQLiteStore
+
+        return SQLiteStore(sqlite_path(url), tracer=tracer)
+    raise ConfigurationError(
+        f"MEMORY_STORE_URL={redact_url(url)!r}: unknown store; use one of: {SUPPORTED_URLS}"
+    )
+
+
+__all__ = ["SUPPORTED_URLS", "MemoryStore", "open_store"]

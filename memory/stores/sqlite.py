@@ -1,0 +1,465 @@
+"""SQLite: the zero-infrastructure default. FTS5 for keywords, sqlite-vec for vectors, one file.
+
+Search is one statement: an exact cosine scan over the user's rows (a btree on tenant and user keeps
+it to those rows; 10,000 rows take about 9 ms here, with recall 1.0 where an ANN index would trade it
+away), BM25 over an FTS5 index whose every row carries a scope token so keyword matching never leaves
+the user, then reciprocal rank fusion, importance and recency, exactly as ``memory.ranking`` defines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from memory import text
+from memory.errors import (
+    DuplicateContentError,
+    InvalidInputError,
+    MemoryNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
+from memory.models import (
+    EventKind,
+    MemoryEntry,
+    MemoryEvent,
+    MemoryFilter,
+    Ranking,
+    Scope,
+    SearchHit,
+    SearchMode,
+    SearchRequest,
+)
+from memory.ranking import RETENTION_IMPORTANCE_SHARE, SECONDS_PER_DAY
+from memory.stores import sqlite_schema as schema
+from memory.stores.base import Tracer, check_changes
+from memory.stores.sqlite_driver import Driver, connect
+
+# The filter every read applies after the scope; named parameters keep it one constant.
+_FILTERS = """
+    AND (:include_inactive OR m.status = 'active')
+    AND (:include_expired OR m.expires_at IS NULL OR m.expires_at > :now)
+    AND (:types IS NULL OR m.memory_type IN (SELECT value FROM json_each(:types)))
+    AND (:tags IS NULL OR EXISTS (SELECT 1 FROM json_each(m.tags) AS t
+                                  WHERE t.value IN (SELECT value FROM json_each(:tags))))
+    AND (:session_id IS NULL OR m.session_id = :session_id)
+"""
+_IN_SCOPE = "m.tenant_id = :tenant_id AND m.user_id = :user_id"
+_RECENCY = "1.0 / (1.0 + max(0.0, :now - m.updated_at) / :seconds_per_day / :half_life_days)"
+
+SEARCH_SQL = f"""
+WITH vector_hits AS (
+    -- Top candidates first (a cheap top-N sort), then rank those few; the floor only trims the tail.
+    SELECT rid, similarity, row_number() OVER (ORDER BY similarity DESC, rid) AS rank
+    FROM (SELECT m.rowid AS rid, 1.0 - vec_distance_cosine(m.embedding, :embedding) AS similarity
+          FROM memories AS m
+          WHERE :embedding IS NOT NULL AND {_IN_SCOPE} AND m.embedding_model IS :embedding_model {_FILTERS}
+          ORDER BY similarity DESC, rid LIMIT :candidates)
+    WHERE similarity >= :min_similarity
+),
+keyword_hits AS (
+    SELECT rid, row_number() OVER (ORDER BY bm25, rid) AS rank
+    FROM (SELECT memories_fts.rowid AS rid, bm25(memories_fts, 0.0, 1.0, 0.5) AS bm25
+          FROM memories_fts JOIN memories AS m ON m.rowid = memories_fts.rowid
+          WHERE :match IS NOT NULL AND memories_fts MATCH :match AND {_IN_SCOPE} {_FILTERS}
+          ORDER BY bm25, rid LIMIT :candidates)
+),
+fused AS (
+    SELECT rid, max(vector_rank) AS vector_rank, max(similarity) AS similarity,
+           max(keyword_rank) AS keyword_rank
+    FROM (SELECT rid, rank AS vector_rank, similarity, NULL AS keyword_rank FROM vector_hits
+          UNION ALL
+          SELECT rid, NULL, NULL, rank FROM keyword_hits)
+    GROUP BY rid
+),
+scored AS (
+    SELECT m.*, f.vector_rank, f.similarity, f.keyword_rank, {_RECENCY} AS recency
+    FROM fused AS f JOIN memories AS m ON m.rowid = f.rid
+)
+SELECT *,
+       (coalesce(1.0 / (:rrf_k + vector_rank), 0.0) + coalesce(1.0 / (:rrf_k + keyword_rank), 0.0))
+         * (:rrf_k + 1) / 2.0 + :importance_weight * importance + :recency_weight * recency AS score
+FROM scored
+ORDER BY score DESC, created_at DESC, id
+LIMIT :top_k
+"""
+
+LIST_SQL = f"""
+SELECT m.* FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}
+ORDER BY m.created_at DESC, m.id LIMIT :limit OFFSET :offset
+"""
+COUNT_SQL = f"SELECT count(*) FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}"
+PRUNE_SQL = f"""
+SELECT m.id FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}
+ORDER BY :importance_share * m.importance + (1.0 - :importance_share) * {_RECENCY} DESC,
+         m.created_at DESC, m.id
+LIMIT -1 OFFSET :keep_top
+"""
+GET_SQL = f"SELECT m.* FROM memories AS m WHERE {_IN_SCOPE} AND m.id = :id"
+GET_BY_HASH_SQL = f"""
+SELECT m.* FROM memories AS m WHERE {_IN_SCOPE} AND m.content_hash = :content_hash AND m.status = 'active'
+"""
+INSERT_SQL = """
+INSERT INTO memories (id, tenant_id, user_id, scope_key, content, content_hash, memory_type, importance,
+    tags, metadata, session_id, created_at, updated_at, expires_at, embedding, embedding_model, status,
+    superseded_by)
+VALUES (:id, :tenant_id, :user_id, :scope_key, :content, :content_hash, :memory_type, :importance, :tags,
+    :metadata, :session_id, :created_at, :updated_at, :expires_at, :embedding, :embedding_model, :status,
+    :superseded_by)
+"""
+UPDATE_SQL = f"""
+UPDATE memories AS m SET content = :content, content_hash = :content_hash, memory_type = :memory_type,
+    importance = :importance, tags = :tags, metadata = :metadata, updated_at = :updated_at,
+    expires_at = :expires_at, embedding = :embedding, embedding_model = :embedding_model, status = :status,
+    superseded_by = :superseded_by
+WHERE {_IN_SCOPE} AND m.id = :id
+"""
+MARK_PRUNED_SQL = f"""
+UPDATE memories AS m SET status = 'pruned', updated_at = :now WHERE {_IN_SCOPE} AND m.id = :id
+"""
+DELETE_SQL = f"DELETE FROM memories AS m WHERE {_IN_SCOPE} AND m.id = :id"
+FORGET_SQL = f"DELETE FROM memories AS m WHERE {_IN_SCOPE}"
+FORGET_EVENTS_SQL = "DELETE FROM memory_events WHERE tenant_id = :tenant_id AND user_id = :user_id"
+INSERT_EVENT_SQL = """
+INSERT INTO memory_events (tenant_id, user_id, memory_id, kind, created_at, content, previous_content,
+    related_id, details)
+VALUES (:tenant_id, :user_id, :memory_id, :kind, :created_at, :content, :previous_content, :related_id,
+    :details)
+"""
+HISTORY_SQL = """
+SELECT * FROM memory_events
+WHERE tenant_id = :tenant_id AND user_id = :user_id AND (:memory_id IS NULL OR memory_id = :memory_id)
+ORDER BY id LIMIT :limit
+"""
+
+
+def scope_key(scope: Scope) -> str:
+    """The FTS token that tags every row of a scope; a hash, so no user id text reaches the index."""
+    digest = hashlib.sha256(f"{scope.tenant_id}\x1f{scope.user_id}".encode()).hexdigest()
+    return f"s{digest[:40]}"
+
+
+def fts_query(scope: Scope, query: str) -> str | None:
+    """A safe FTS5 expression: the scope token AND any of the query's words, each quoted as a phrase."""
+    terms = text.keyword_terms(query)
+    if not terms:
+        return None
+    quoted = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    return f'scope_key : "{scope_key(scope)}" AND {{content tags}} : ({quoted})'
+
+
+def _scope_params(scope: Scope) -> dict[str, Any]:
+    return {"tenant_id": scope.tenant_id, "user_id": scope.user_id}
+
+
+def _filter_params(filters: MemoryFilter | None, now: float) -> dict[str, Any]:
+    filters = filters or MemoryFilter()
+    return {
+        "include_inactive": filters.include_inactive,
+        "include_expired": filters.include_expired,
+        "now": now,
+        "types": json.dumps([t.value for t in filters.memory_types]) if filters.memory_types else None,
+        "tags": json.dumps(list(filters.tags)) if filters.tags else None,
+        "session_id": filters.session_id,
+    }
+
+
+def _entry_params(entry: MemoryEntry) -> dict[str, Any]:
+    if entry.embedding is None:
+        raise InvalidInputError("a stored memory needs an embedding; Memory.remember computes it")
+    return {
+        "id": entry.id,
+        **_scope_params(entry.scope),
+        "scope_key": scope_key(entry.scope),
+        "content": entry.content,
+        "content_hash": entry.content_hash,
+        "memory_type": entry.memory_type.value,
+        "importance": entry.importance,
+        "tags": json.dumps(list(entry.tags)),
+        "metadata": json.dumps(entry.metadata, default=str),
+        "session_id": entry.session_id,
+        "created_at": entry.created_at,
+        "updated_at": entry.updated_at,
+        "expires_at": entry.expires_at,
+        "embedding": entry.embedding.astype(np.float32).tobytes(),
+        "embedding_model": entry.embedding_model,
+        "status": entry.status.value,
+        "superseded_by": entry.superseded_by,
+    }
+
+
+def _entry_from_row(row: Mapping[str, Any]) -> MemoryEntry:
+    return MemoryEntry(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        user_id=row["user_id"],
+        content=row["content"],
+        memory_type=row["memory_type"],
+        importance=row["importance"],
+        tags=tuple(json.loads(row["tags"])),
+        metadata=json.loads(row["metadata"]),
+        session_id=row["session_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        expires_at=row["expires_at"],
+        embedding=np.frombuffer(row["embedding"], dtype=np.float32) if row["embedding"] else None,
+        embedding_model=row["embedding_model"],
+        status=row["status"],
+        superseded_by=row["superseded_by"],
+    )
+
+
+class SQLiteStore:
+    """A ``MemoryStore`` in one SQLite file (or in memory with ``:memory:``)."""
+
+    capabilities = frozenset({"persistent", "statement_tracer"})
+
+    def __init__(self, path: str = ":memory:", *, tracer: Tracer | None = None, driver: Driver | None = None):
+        self.path = path
+        self.tracer = tracer
+        self._driver = driver
+        self._conn: Any = None
+        self._lock = threading.RLock()
+        if path == ":memory:":
+            self.capabilities = frozenset({"statement_tracer"})
+
+    # -- connection ----------------------------------------------------------------------------------
+    def open(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                return
+            driver, conn = connect(self.path, self._driver)
+            self._driver = driver
+            conn.row_factory = driver.module.Row
+            try:
+                schema.configure(conn, wal=self.path != ":memory:")
+                schema.migrate(conn)
+            except driver.error as exc:
+                conn.close()
+                raise StoreUnavailableError(
+                    f"cannot prepare the SQLite database {self.path!r}: {exc}"
+                ) from exc
+            self._conn = conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> SQLiteStore:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _session(self, *, write: bool = False) -> Iterator[Any]:
+        """Serialise access, translate driver errors, and wrap writes in one IMMEDIATE transaction."""
+        with self._lock:
+            if self._conn is None:
+                self.open()
+            driver, conn = self._driver, self._conn
+            try:
+                if write:
+                    conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if write:
+                        conn.rollback()
+                    raise
+                if write:
+                    conn.execute("COMMIT")
+            except driver.integrity_error as exc:
+                if "content_hash" in str(exc):
+                    raise DuplicateContentError("an active memory of this user has the same content") from exc
+                raise StoreError(f"SQLite integrity error: {exc}") from exc
+            except driver.error as exc:
+                raise StoreError(f"SQLite error: {exc}") from exc
+
+    def _run(self, conn: Any, sql: str, params: Mapping[str, Any]) -> Any:
+        if self.tracer is not None:
+            self.tracer(sql, params)
+        return conn.execute(sql, params)
+
+    def _record(self, conn: Any, scope: Scope, memory_id: str, kind: EventKind, now: float, **fields: Any):
+        params = {
+            **_scope_params(scope),
+            "memory_id": memory_id,
+            "kind": kind.value,
+            "created_at": now,
+            "content": fields.get("content"),
+            "previous_content": fields.get("previous_content"),
+            "related_id": fields.get("related_id"),
+            "details": json.dumps(fields.get("details") or {}),
+        }
+        self._run(conn, INSERT_EVENT_SQL, params)
+
+    # -- writes --------------------------------------------------------------------------------------
+    def add(self, entry: MemoryEntry) -> MemoryEntry:
+        return self.add_many([entry])[0]
+
+    def add_many(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
+        rows = [_entry_params(entry) for entry in entries]
+        with self._session(write=True) as conn:
+            for entry, row in zip(entries, rows, strict=True):
+                self._run(conn, INSERT_SQL, row)
+                self._record(
+                    conn, entry.scope, entry.id, EventKind.ADDED, entry.created_at, content=entry.content
+                )
+        return list(entries)
+
+    def update(
+        self,
+        scope: Scope,
+        memory_id: str,
+        changes: Mapping[str, Any],
+        *,
+        event: EventKind = EventKind.UPDATED,
+        related_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> MemoryEntry:
+        check_changes(changes)
+        with self._session(write=True) as conn:
+            row = self._run(conn, GET_SQL, {**_scope_params(scope), "id": memory_id}).fetchone()
+            if row is None:
+                raise MemoryNotFoundError(f"no memory {memory_id!r} for this user")
+            before = _entry_from_row(row)
+            after = dataclasses.replace(before, **{"updated_at": time.time(), **changes})
+            self._run(conn, UPDATE_SQL, _entry_params(after))
+            compared = set(changes) - {"embedding", "updated_at"}
+            changed = sorted(k for k in compared if getattr(before, k) != getattr(after, k))
+            self._record(
+                conn,
+                scope,
+                memory_id,
+                event,
+                after.updated_at,
+                content=after.content,
+                previous_content=before.content if before.content != after.content else None,
+                related_id=related_id,
+                details={"changed": changed, **(details or {})},
+            )
+        return after
+
+    def delete(self, scope: Scope, memory_id: str) -> None:
+        with self._session(write=True) as conn:
+            cursor = self._run(conn, DELETE_SQL, {**_scope_params(scope), "id": memory_id})
+            if cursor.rowcount == 0:
+                raise MemoryNotFoundError(f"no memory {memory_id!r} for this user")
+            self._record(conn, scope, memory_id, EventKind.DELETED, time.time())
+
+    def forget_user(self, scope: Scope) -> int:
+        with self._session(write=True) as conn:
+            removed = self._run(conn, FORGET_SQL, _scope_params(scope)).rowcount
+            self._run(conn, FORGET_EVENTS_SQL, _scope_params(scope))
+        return removed
+
+    def prune(self, scope: Scope, keep_top: int, *, ranking: Ranking, now: float) -> list[str]:
+        if isinstance(keep_top, bool) or not isinstance(keep_top, int) or keep_top < 0:
+            raise InvalidInputError(f"keep_top must be a whole number >= 0, got {keep_top!r}")
+        params = {
+            **_scope_params(scope),
+            **_filter_params(None, now),
+            "keep_top": keep_top,
+            "importance_share": RETENTION_IMPORTANCE_SHARE,
+            "seconds_per_day": SECONDS_PER_DAY,
+            "half_life_days": ranking.recency_half_life_days,
+        }
+        with self._session(write=True) as conn:
+            ids = [row["id"] for row in self._run(conn, PRUNE_SQL, params)]
+            for memory_id in ids:
+                self._run(conn, MARK_PRUNED_SQL, {**_scope_params(scope), "id": memory_id, "now": now})
+                self._record(conn, scope, memory_id, EventKind.PRUNED, now, details={"keep_top": keep_top})
+        return ids
+
+    # -- reads ---------------------------------------------------------------------------------------
+    def get(self, scope: Scope, memory_id: str) -> MemoryEntry | None:
+        with self._session() as conn:
+            row = self._run(conn, GET_SQL, {**_scope_params(scope), "id": memory_id}).fetchone()
+        return _entry_from_row(row) if row else None
+
+    def get_by_hash(self, scope: Scope, content_hash: str) -> MemoryEntry | None:
+        with self._session() as conn:
+            row = self._run(conn, GET_BY_HASH_SQL, {**_scope_params(scope), "content_hash": content_hash})
+            row = row.fetchone()
+        return _entry_from_row(row) if row else None
+
+    def list(
+        self, scope: Scope, filters: MemoryFilter | None = None, *, limit: int = 50, offset: int = 0
+    ) -> list[MemoryEntry]:
+        params = {
+            **_scope_params(scope),
+            **_filter_params(filters, time.time()),
+            "limit": limit,
+            "offset": offset,
+        }
+        with self._session() as conn:
+            rows = self._run(conn, LIST_SQL, params).fetchall()
+        return [_entry_from_row(row) for row in rows]
+
+    def count(self, scope: Scope, filters: MemoryFilter | None = None) -> int:
+        params = {**_scope_params(scope), **_filter_params(filters, time.time())}
+        with self._session() as conn:
+            return self._run(conn, COUNT_SQL, params).fetchone()[0]
+
+    def search(self, scope: Scope, request: SearchRequest) -> list[SearchHit]:
+        use_vector = request.mode is not SearchMode.KEYWORD and request.embedding is not None
+        use_keyword = request.mode is not SearchMode.VECTOR
+        ranking = request.ranking
+        params = {
+            **_scope_params(scope),
+            **_filter_params(dataclasses.replace(request.filters, include_inactive=False), request.now),
+            "embedding": request.embedding.astype(np.float32).tobytes() if use_vector else None,
+            "embedding_model": request.embedding_model,
+            "match": fts_query(scope, request.text) if use_keyword else None,
+            "candidates": ranking.candidates,
+            "min_similarity": ranking.min_similarity,
+            "rrf_k": ranking.rrf_k,
+            "importance_weight": ranking.importance_weight,
+            "recency_weight": ranking.recency_weight,
+            "half_life_days": ranking.recency_half_life_days,
+            "seconds_per_day": SECONDS_PER_DAY,
+            "top_k": request.top_k,
+        }
+        with self._session() as conn:
+            rows = self._run(conn, SEARCH_SQL, params).fetchall()
+        return [
+            SearchHit(
+                entry=_entry_from_row(row),
+                score=row["score"],
+                vector_rank=row["vector_rank"],
+                similarity=row["similarity"],
+                keyword_rank=row["keyword_rank"],
+                recency=row["recency"],
+            )
+            for row in rows
+        ]
+
+    def history(self, scope: Scope, memory_id: str | None = None, *, limit: int = 100) -> list[MemoryEvent]:
+        params = {**_scope_params(scope), "memory_id": memory_id, "limit": limit}
+        with self._session() as conn:
+            rows = self._run(conn, HISTORY_SQL, params).fetchall()
+        return [
+            MemoryEvent(
+                id=row["id"],
+                memory_id=row["memory_id"],
+                kind=EventKind(row["kind"]),
+                created_at=row["created_at"],
+                content=row["content"],
+                previous_content=row["previous_content"],
+                related_id=row["related_id"],
+                details=json.loads(row["details"]),
+            )
+            for row in rows
+        ]

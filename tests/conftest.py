@@ -1,0 +1,39 @@
+"""Fixtures shared by every test: a clean environment, the real embedding model, and fresh services.
+
+The embedder is the real all-MiniLM-L6-v2, loaded once per test session (about 4 s); nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from memory import Memory, get_settings
+from memory.embeddings import SentenceTransformerEmbedder, get_embedder
+from memory.stores.sqlite import SQLiteStore
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts without MEMORY_* settings from the developer's shell (encode/httpx style)."""
+    for name in list(os.environ):
+        if name.startswith("MEMORY_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    model = get_embedder()
+    model.warm_up()
+    return model
+
+
+@pytest.fixture
+def memory(embedder: SentenceTransformerEmbedder) -> Iterator[Memory]:
+    """A ``Memory`` over a fresh in-memory SQLite store with default settings."""
+    mem = Memory(SQLiteStore(":memory:"), embedder, get_settings())
+    yield mem
+    mem.close()
