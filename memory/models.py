@@ -107,6 +107,20 @@ def validate_memory_type(value: object) -> MemoryType:
         raise InvalidInputError(f"unknown memory type {value!r}; use one of: {accepted}") from None
 
 
+def validate_status(value: object) -> MemoryStatus:
+    try:
+        return MemoryStatus(value)
+    except ValueError:
+        accepted = ", ".join(s.value for s in MemoryStatus)
+        raise InvalidInputError(f"unknown status {value!r}; use one of: {accepted}") from None
+
+
+def validate_memory_types(values: Iterable[str]) -> tuple[MemoryType, ...]:
+    if isinstance(values, str):
+        raise InvalidInputError("memory_types must be a list of types, not one string")
+    return tuple(validate_memory_type(value) for value in values)
+
+
 def validate_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
     if tags is None:
         return ()
@@ -181,7 +195,7 @@ class MemoryEntry:
     created_at: float = field(default_factory=time.time)
     updated_at: float | None = None
     expires_at: float | None = None
-    embedding: np.ndarray | None = None
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
     embedding_model: str | None = None
     status: MemoryStatus = MemoryStatus.ACTIVE
     superseded_by: str | None = None
@@ -199,7 +213,7 @@ class MemoryEntry:
         if not isinstance(self.metadata, Mapping):
             raise InvalidInputError("metadata must be a JSON object (a dict)")
         self.metadata = dict(self.metadata)
-        self.status = MemoryStatus(self.status)
+        self.status = validate_status(self.status)
         self.embedding = as_embedding(self.embedding)
         if self.updated_at is None:
             self.updated_at = self.created_at
@@ -249,7 +263,7 @@ class MemoryFilter:
     include_expired: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "memory_types", tuple(validate_memory_type(t) for t in self.memory_types))
+        object.__setattr__(self, "memory_types", validate_memory_types(self.memory_types))
         object.__setattr__(self, "tags", validate_tags(self.tags))
         if self.session_id is not None:
             _identifier("session_id", self.session_id)

@@ -111,24 +111,30 @@ class Memory:
             content=self._checked_content(content),
             memory_type=memory_type,
             importance=importance,
-            tags=tuple(tags),
-            metadata=dict(metadata or {}),
+            tags=tags,
+            metadata=metadata if metadata is not None else {},
             session_id=session_id,
             created_at=now,
             expires_at=_expiry(ttl, now),
             embedding_model=self.embedder.model_name,
         )
         scope = entry.scope
-        if supersedes is not None and self.store.get(scope, supersedes) is None:
+        corrected = None if supersedes is None else self.store.get(scope, supersedes)
+        if supersedes is not None and corrected is None:
             raise MemoryNotFoundError(f"cannot supersede {supersedes!r}: no such memory for this user")
 
         existing = self.store.get_by_hash(scope, entry.content_hash)
-        if existing is not None and existing.id != supersedes:
+        if existing is not None:
+            if corrected is not None and corrected.id != existing.id:
+                # The correction repeats another memory: that one stands, the corrected one goes.
+                self._archive(corrected, existing.id, automatic=False)
+                merged = self._merge(existing, entry, similarity=1.0).entry
+                return RememberResult(RememberAction.SUPERSEDED, merged, previous_id=corrected.id)
             return self._merge(existing, entry, similarity=1.0)
 
         entry.embedding = self.embedder.embed([entry.content])[0]
-        if supersedes is not None:
-            return self._supersede(self.store.get(scope, supersedes), entry, automatic=False)
+        if corrected is not None:
+            return self._supersede(corrected, entry, automatic=False)
 
         nearest = self._nearest(scope, entry)
         if nearest is not None:
@@ -140,7 +146,10 @@ class Memory:
             return RememberResult(RememberAction.ADDED, self.store.add(entry))
         except DuplicateContentError:
             # Another writer stored the same text between our check and insert: merge into theirs.
-            return self._merge(self.store.get_by_hash(scope, entry.content_hash), entry, similarity=1.0)
+            winner = self.store.get_by_hash(scope, entry.content_hash)
+            if winner is None:
+                raise
+            return self._merge(winner, entry, similarity=1.0)
 
     def _checked_content(self, content: str) -> str:
         content = normalize_content(content)
@@ -190,15 +199,23 @@ class Memory:
             new.tags = tuple(dict.fromkeys(old.tags + new.tags))
         # Add first, archive second: a crash in between leaves both, never neither.
         added = self.store.add(new)
+        self._archive(old, added.id, automatic=automatic, similarity=similarity)
+        return RememberResult(RememberAction.SUPERSEDED, added, previous_id=old.id)
+
+    def _archive(
+        self, old: MemoryEntry, successor_id: str, *, automatic: bool, similarity: float | None = None
+    ) -> None:
+        details: dict[str, Any] = {"automatic": automatic}
+        if similarity is not None:
+            details["similarity"] = round(similarity, 4)
         self.store.update(
             old.scope,
             old.id,
-            {"status": MemoryStatus.SUPERSEDED, "superseded_by": added.id},
+            {"status": MemoryStatus.SUPERSEDED, "superseded_by": successor_id},
             event=EventKind.SUPERSEDED,
-            related_id=added.id,
-            details={"automatic": automatic, **({"similarity": round(similarity, 4)} if similarity else {})},
+            related_id=successor_id,
+            details=details,
         )
-        return RememberResult(RememberAction.SUPERSEDED, added, previous_id=old.id)
 
     def update(
         self,
@@ -222,7 +239,7 @@ class Memory:
             if value is not None:
                 changes[name] = value
         if tags is not None:
-            changes["tags"] = tuple(tags)
+            changes["tags"] = tags
         if not changes:
             raise InvalidInputError(
                 "nothing to update: give content, memory_type, importance, tags or metadata"
@@ -271,7 +288,7 @@ class Memory:
             text=query,
             embedding=embedding,
             top_k=top_k,
-            filters=MemoryFilter(memory_types=tuple(memory_types), tags=tuple(tags)),
+            filters=MemoryFilter(memory_types=memory_types, tags=tags),
             mode=search_mode,
             ranking=self.settings.ranking,
             embedding_model=self.embedder.model_name,
@@ -299,9 +316,7 @@ class Memory:
         for name, value, low in (("limit", limit, 1), ("offset", offset, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidInputError(f"{name} must be a whole number >= {low}, got {value!r}")
-        filters = MemoryFilter(
-            memory_types=tuple(memory_types), tags=tuple(tags), include_inactive=include_inactive
-        )
+        filters = MemoryFilter(memory_types=memory_types, tags=tags, include_inactive=include_inactive)
         return self.store.list(Scope(user_id, tenant_id), filters, limit=limit, offset=offset)
 
     def history(

@@ -126,7 +126,7 @@ class MemoryStore(Protocol):
         ...
 
     def delete(self, scope: Scope, memory_id: str) -> None:
-        """Remove the entry for good and record ``deleted`` (without its content)."""
+        """Remove the entry for good, scrub its text from its earlier events, and record ``deleted``."""
         ...
 
     def forget_user(self, scope: Scope) -> int:

@@ -126,6 +126,11 @@ MARK_PRUNED_SQL = f"""
 UPDATE memories AS m SET status = 'pruned', updated_at = :now WHERE {_IN_SCOPE} AND m.id = :id
 """
 DELETE_SQL = f"DELETE FROM memories AS m WHERE {_IN_SCOPE} AND m.id = :id"
+# An explicit delete also scrubs the text from the memory's earlier events: "deleted" means gone.
+REDACT_EVENTS_SQL = """
+UPDATE memory_events SET content = NULL, previous_content = NULL, details = '{"redacted": true}'
+WHERE tenant_id = :tenant_id AND user_id = :user_id AND memory_id = :id
+"""
 FORGET_SQL = f"DELETE FROM memories AS m WHERE {_IN_SCOPE}"
 FORGET_EVENTS_SQL = "DELETE FROM memory_events WHERE tenant_id = :tenant_id AND user_id = :user_id"
 INSERT_EVENT_SQL = """
@@ -242,8 +247,10 @@ class SQLiteStore:
             try:
                 schema.configure(conn, wal=self.path != ":memory:")
                 schema.migrate(conn)
-            except driver.error as exc:
+            except BaseException as exc:
                 conn.close()
+                if not isinstance(exc, driver.error):
+                    raise
                 raise StoreUnavailableError(
                     f"cannot prepare the SQLite database {self.path!r}: {exc}"
                 ) from exc
@@ -357,6 +364,7 @@ class SQLiteStore:
             cursor = self._run(conn, DELETE_SQL, {**_scope_params(scope), "id": memory_id})
             if cursor.rowcount == 0:
                 raise MemoryNotFoundError(f"no memory {memory_id!r} for this user")
+            self._run(conn, REDACT_EVENTS_SQL, {**_scope_params(scope), "id": memory_id})
             self._record(conn, scope, memory_id, EventKind.DELETED, time.time())
 
     def forget_user(self, scope: Scope) -> int:

@@ -72,7 +72,12 @@ def connect(database: str, driver: Driver | None = None) -> tuple[Driver, Any]:
         conn.enable_load_extension(True)
         sqlite_vec.load(conn)
         conn.enable_load_extension(False)
-        conn.execute("SELECT fts5_source_id()").fetchone()  # FTS5 is compiled in?
+        # Asked of a scratch database, so a damaged file reports itself later, not as a driver problem.
+        probe = driver.module.connect(":memory:")
+        try:
+            probe.execute("CREATE VIRTUAL TABLE probe USING fts5(x)")
+        finally:
+            probe.close()
     except (driver.error, AttributeError) as exc:
         conn.close()
         raise ConfigurationError(
