@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -99,20 +99,23 @@ def validate_importance(value: object) -> float:
     return float(value)
 
 
-def validate_memory_type(value: object) -> MemoryType:
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _choice(kind: type[_E], label: str, value: object) -> _E:
     try:
-        return MemoryType(value)
+        return kind(value)
     except ValueError:
-        accepted = ", ".join(t.value for t in MemoryType)
-        raise InvalidInputError(f"unknown memory type {value!r}; use one of: {accepted}") from None
+        accepted = ", ".join(member.value for member in kind)
+        raise InvalidInputError(f"unknown {label} {value!r}; use one of: {accepted}") from None
+
+
+def validate_memory_type(value: object) -> MemoryType:
+    return _choice(MemoryType, "memory type", value)
 
 
 def validate_status(value: object) -> MemoryStatus:
-    try:
-        return MemoryStatus(value)
-    except ValueError:
-        accepted = ", ".join(s.value for s in MemoryStatus)
-        raise InvalidInputError(f"unknown status {value!r}; use one of: {accepted}") from None
+    return _choice(MemoryStatus, "status", value)
 
 
 def validate_memory_types(values: Iterable[str]) -> tuple[MemoryType, ...]:
