@@ -220,6 +220,11 @@ class MemoryEntry:
         self.embedding = as_embedding(self.embedding)
         if self.updated_at is None:
             self.updated_at = self.created_at
+        # Microseconds: the finest time Postgres keeps, so an entry reads back exactly as it was written.
+        self.created_at = round(self.created_at, 6)
+        self.updated_at = round(self.updated_at, 6)
+        if self.expires_at is not None:
+            self.expires_at = round(self.expires_at, 6)
         if self.expires_at is not None and self.expires_at <= self.created_at:
             raise InvalidInputError("expires_at must be later than created_at")
 

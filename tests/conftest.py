@@ -13,6 +13,7 @@ import pytest
 from memory import Memory, get_settings
 from memory.embeddings import SentenceTransformerEmbedder, get_embedder
 from memory.stores.sqlite import SQLiteStore
+from tests.postgres_support import PostgresDatabase, postgres_database
 
 
 @pytest.fixture(autouse=True)
@@ -37,3 +38,13 @@ def memory(embedder: SentenceTransformerEmbedder) -> Iterator[Memory]:
     mem = Memory(SQLiteStore(":memory:"), embedder, get_settings())
     yield mem
     mem.close()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresDatabase]:
+    """A migrated Postgres database (embedded, or on the server DATABASE_URL names) for the session.
+
+    A server that cannot start fails the tests that need it; nothing is skipped.
+    """
+    with postgres_database(tmp_path_factory.mktemp("postgres")) as database:
+        yield database

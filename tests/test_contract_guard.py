@@ -15,10 +15,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from contract.conftest import STORE_FACTORIES, missing_capability
 
 from memory.stores.base import CAPABILITIES
 from memory.stores.sqlite import SQLiteStore
+from tests.contract.conftest import STORE_FACTORIES, missing_capability
 
 CONTRACT_DIR = Path(__file__).parent / "contract"
 MANIFEST = CONTRACT_DIR / "MANIFEST.txt"

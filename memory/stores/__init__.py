@@ -6,8 +6,11 @@ from urllib.parse import urlsplit
 
 from memory.errors import ConfigurationError
 from memory.stores.base import MemoryStore, Tracer
+from memory.stores.postgres_url import is_postgres_url
 
-SUPPORTED_URLS = "sqlite:///path/to/file.db (a file), sqlite:// (in memory)"
+SUPPORTED_URLS = (
+    "sqlite:///path/to/file.db (a file), sqlite:// (in memory), postgresql://user:password@host:5432/dbname"
+)
 
 
 def redact_url(url: str) -> str:
@@ -42,6 +45,10 @@ def open_store(url: str, *, tracer: Tracer | None = None) -> MemoryStore:
         from memory.stores.sqlite import SQLiteStore
 
         return SQLiteStore(sqlite_path(url), tracer=tracer)
+    if is_postgres_url(url):
+        from memory.stores.postgres import PostgresStore
+
+        return PostgresStore(url, tracer=tracer)
     raise ConfigurationError(
         f"MEMORY_STORE_URL={redact_url(url)!r}: unknown store; use one of: {SUPPORTED_URLS}"
     )

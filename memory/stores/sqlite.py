@@ -67,7 +67,7 @@ WITH vector_hits AS (
 ),
 keyword_hits AS (
     SELECT rid, row_number() OVER (ORDER BY bm25, rid) AS rank
-    FROM (SELECT memories_fts.rowid AS rid, bm25(memories_fts, 0.0, 1.0, 0.5) AS bm25
+    FROM (SELECT memories_fts.rowid AS rid, bm25(memories_fts, 0.0, 1.0) AS bm25
           FROM memories_fts JOIN memories AS m ON m.rowid = memories_fts.rowid
           WHERE :match IS NOT NULL AND memories_fts MATCH :match AND {_IN_SCOPE} {_FILTERS}
           ORDER BY bm25, rid LIMIT :candidates)
@@ -158,7 +158,7 @@ def fts_query(scope: Scope, query: str) -> str | None:
     if not terms:
         return None
     quoted = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-    return f'scope_key : "{scope_key(scope)}" AND {{content tags}} : ({quoted})'
+    return f'scope_key : "{scope_key(scope)}" AND content : ({quoted})'
 
 
 def _scope_params(scope: Scope) -> dict[str, Any]:

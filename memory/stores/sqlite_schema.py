@@ -37,23 +37,23 @@ STEPS: tuple[str, ...] = (
     CREATE UNIQUE INDEX memories_active_content ON memories (tenant_id, user_id, content_hash)
         WHERE status = 'active';
     CREATE VIRTUAL TABLE memories_fts USING fts5(
-        scope_key, content, tags,
+        scope_key, content,
         content = 'memories', content_rowid = 'rowid',
         tokenize = 'porter unicode61 remove_diacritics 2'
     );
     CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
-        INSERT INTO memories_fts (rowid, scope_key, content, tags)
-        VALUES (new.rowid, new.scope_key, new.content, new.tags);
+        INSERT INTO memories_fts (rowid, scope_key, content)
+        VALUES (new.rowid, new.scope_key, new.content);
     END;
     CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories BEGIN
-        INSERT INTO memories_fts (memories_fts, rowid, scope_key, content, tags)
-        VALUES ('delete', old.rowid, old.scope_key, old.content, old.tags);
+        INSERT INTO memories_fts (memories_fts, rowid, scope_key, content)
+        VALUES ('delete', old.rowid, old.scope_key, old.content);
     END;
-    CREATE TRIGGER memories_fts_update AFTER UPDATE OF content, tags ON memories BEGIN
-        INSERT INTO memories_fts (memories_fts, rowid, scope_key, content, tags)
-        VALUES ('delete', old.rowid, old.scope_key, old.content, old.tags);
-        INSERT INTO memories_fts (rowid, scope_key, content, tags)
-        VALUES (new.rowid, new.scope_key, new.content, new.tags);
+    CREATE TRIGGER memories_fts_update AFTER UPDATE OF content ON memories BEGIN
+        INSERT INTO memories_fts (memories_fts, rowid, scope_key, content)
+        VALUES ('delete', old.rowid, old.scope_key, old.content);
+        INSERT INTO memories_fts (rowid, scope_key, content)
+        VALUES (new.rowid, new.scope_key, new.content);
     END;
     CREATE TABLE memory_events (
         id INTEGER PRIMARY KEY,

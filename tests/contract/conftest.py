@@ -19,11 +19,22 @@ from memory import Memory, get_settings
 from memory.embeddings import SentenceTransformerEmbedder
 from memory.models import MemoryEntry, MemoryFilter, Scope
 from memory.stores.base import CAPABILITIES, MemoryStore
+from memory.stores.postgres import PostgresStore
 from memory.stores.sqlite import SQLiteStore
 
-STORE_FACTORIES: dict[str, Callable[[Path], MemoryStore]] = {
-    "sqlite-memory": lambda tmp_path: SQLiteStore(":memory:"),
-    "sqlite-file": lambda tmp_path: SQLiteStore(str(tmp_path / "m.db")),
+
+def postgres_store(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryStore:
+    """Postgres as the application role (row-level security in force), emptied before the test."""
+    database = request.getfixturevalue("postgres")
+    database.truncate()
+    return PostgresStore(database.app_url)
+
+
+# Each factory gets the test's request (to reach session fixtures such as ``postgres``) and tmp_path.
+STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], MemoryStore]] = {
+    "sqlite-memory": lambda request, tmp_path: SQLiteStore(":memory:"),
+    "sqlite-file": lambda request, tmp_path: SQLiteStore(str(tmp_path / "m.db")),
+    "postgres": postgres_store,
 }
 
 # No contract test writes here: the store fixture checks it is empty before and after each test.
@@ -60,7 +71,7 @@ def assert_scope_empty(store: MemoryStore, scope: Scope = PROBE) -> None:
 @pytest.fixture(params=list(STORE_FACTORIES), ids=str)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MemoryStore]:
     """An opened, empty store of each registered backend. A store that cannot start fails the test."""
-    backend = STORE_FACTORIES[request.param](tmp_path)
+    backend = STORE_FACTORIES[request.param](request, tmp_path)
     try:
         for marker in request.node.iter_markers("requires"):
             reason = missing_capability(backend, *marker.args)

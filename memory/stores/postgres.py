@@ -1,0 +1,534 @@
+"""Postgres + pgvector: the production store. psycopg 3, one connection per process, row-level security.
+
+Search is one statement: an exact cosine scan over the user's rows (the btree on tenant and user limits
+it to them; no HNSW index, see migrations/versions/0001_initial.py for why), ``ts_rank`` over the
+generated ``tsvector``, reciprocal rank fusion, importance and recency, as ``memory.ranking`` defines.
+
+Every call runs in one transaction that first sets ``app.tenant_id`` and ``app.user_id`` with
+``set_config(..., true)``: row-level security then shows the transaction nothing else, on top of the
+explicit scope filter in every statement. ``prepare_threshold=None`` keeps psycopg from preparing
+statements, which poolers in transaction mode (RDS Proxy, PgBouncer, Neon, Supabase) cannot hold.
+The connection opens on first use and is replaced when the server has dropped it (a restart, a
+failover): the call that finds it broken is retried once on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from memory import text
+from memory.errors import (
+    ConfigurationError,
+    DuplicateContentError,
+    InvalidInputError,
+    MemoryNotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
+from memory.models import (
+    EventKind,
+    MemoryEntry,
+    MemoryEvent,
+    MemoryFilter,
+    Ranking,
+    Scope,
+    SearchHit,
+    SearchMode,
+    SearchRequest,
+)
+from memory.ranking import RETENTION_IMPORTANCE_SHARE, SECONDS_PER_DAY
+from memory.stores.base import Tracer, check_changes
+from memory.stores.postgres_url import psycopg_url
+
+# The Alembic revision this code speaks to; a test keeps it equal to the migrations' head.
+SCHEMA_REVISION = "0001"
+CONNECT_TIMEOUT_SECONDS = 10
+
+SET_SCOPE_SQL = (
+    "SELECT set_config('app.tenant_id', %(tenant_id)s, true), set_config('app.user_id', %(user_id)s, true)"
+)
+_IN_SCOPE = "m.tenant_id = %(tenant_id)s AND m.user_id = %(user_id)s"
+_FILTERS = """
+    AND (%(include_inactive)s OR m.status = 'active')
+    AND (%(include_expired)s OR m.expires_at IS NULL OR m.expires_at > %(now)s)
+    AND (%(types)s::text[] IS NULL OR m.memory_type = ANY(%(types)s::text[]))
+    AND (%(tags)s::text[] IS NULL OR m.tags && %(tags)s::text[])
+    AND (%(session_id)s::text IS NULL OR m.session_id = %(session_id)s)
+"""
+_RECENCY = (
+    "1.0 / (1.0 + greatest(0.0, extract(epoch FROM %(now)s - m.updated_at)) "
+    "/ %(seconds_per_day)s / %(half_life_days)s)"
+)
+# The query's words, each through the english parser, OR-ed: any shared word is a match (as in SQLite).
+_TSQUERY = """(SELECT string_agg('(' || plainto_tsquery('english', term)::text || ')', ' | ')::tsquery
+               FROM unnest(%(terms)s::text[]) AS term
+               WHERE plainto_tsquery('english', term)::text <> '')"""
+
+SEARCH_SQL = f"""
+WITH vector_hits AS (
+    SELECT id, similarity, row_number() OVER (ORDER BY distance, id) AS rank
+    FROM (SELECT m.id, m.embedding <=> %(embedding)s::vector AS distance,
+                 1.0 - (m.embedding <=> %(embedding)s::vector) AS similarity
+          FROM memories AS m
+          WHERE %(embedding)s::vector IS NOT NULL AND {_IN_SCOPE}
+            AND m.embedding_model IS NOT DISTINCT FROM %(embedding_model)s {_FILTERS}
+          ORDER BY distance, m.id LIMIT %(candidates)s) AS nearest
+    WHERE similarity >= %(min_similarity)s
+),
+keyword_hits AS (
+    SELECT id, row_number() OVER (ORDER BY relevance DESC, id) AS rank
+    FROM (SELECT m.id, ts_rank(m.tsv, q.query) AS relevance
+          FROM memories AS m, {_TSQUERY} AS q(query)
+          WHERE q.query IS NOT NULL AND m.tsv @@ q.query AND {_IN_SCOPE} {_FILTERS}
+          ORDER BY relevance DESC, m.id LIMIT %(candidates)s) AS matched
+),
+fused AS (
+    SELECT coalesce(v.id, k.id) AS id, v.rank AS vector_rank, v.similarity, k.rank AS keyword_rank
+    FROM vector_hits AS v FULL OUTER JOIN keyword_hits AS k ON v.id = k.id
+)
+SELECT m.*, f.vector_rank, f.similarity, f.keyword_rank, r.recency,
+       (coalesce(1.0 / (%(rrf_k)s + f.vector_rank), 0.0) + coalesce(1.0 / (%(rrf_k)s + f.keyword_rank), 0.0))
+         * (%(rrf_k)s + 1) / 2.0 + %(importance_weight)s * m.importance + %(recency_weight)s * r.recency
+         AS score
+FROM fused AS f
+JOIN memories AS m ON m.id = f.id AND {_IN_SCOPE}
+CROSS JOIN LATERAL (SELECT {_RECENCY} AS recency) AS r
+ORDER BY score DESC, m.created_at DESC, m.id
+LIMIT %(top_k)s
+"""
+
+_COLUMNS = (
+    "id, tenant_id, user_id, content, content_hash, memory_type, importance, tags, metadata, session_id, "
+    "created_at, updated_at, expires_at, embedding, embedding_model, status, superseded_by"
+)
+LIST_SQL = f"""
+SELECT m.* FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}
+ORDER BY m.created_at DESC, m.id LIMIT %(limit)s OFFSET %(offset)s
+"""
+COUNT_SQL = f"SELECT count(*) AS n FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}"
+PRUNE_SQL = f"""
+SELECT m.id FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}
+ORDER BY %(importance_share)s * m.importance + (1.0 - %(importance_share)s) * {_RECENCY} DESC,
+         m.created_at DESC, m.id
+OFFSET %(keep_top)s
+"""
+MARK_PRUNED_SQL = f"""
+UPDATE memories AS m SET status = 'pruned', updated_at = %(now)s WHERE {_IN_SCOPE} AND m.id = ANY(%(ids)s)
+"""
+GET_SQL = f"SELECT m.* FROM memories AS m WHERE {_IN_SCOPE} AND m.id = %(id)s"
+GET_FOR_UPDATE_SQL = GET_SQL + " FOR UPDATE"
+GET_BY_HASH_SQL = f"""
+SELECT m.* FROM memories AS m
+WHERE {_IN_SCOPE} AND m.content_hash = %(content_hash)s AND m.status = 'active'
+"""
+INSERT_SQL = f"""
+INSERT INTO memories ({_COLUMNS})
+VALUES (%(id)s, %(tenant_id)s, %(user_id)s, %(content)s, %(content_hash)s, %(memory_type)s, %(importance)s,
+    %(tags)s, %(metadata)s, %(session_id)s, %(created_at)s, %(updated_at)s, %(expires_at)s, %(embedding)s,
+    %(embedding_model)s, %(status)s, %(superseded_by)s)
+"""
+UPDATE_SQL = f"""
+UPDATE memories AS m
+SET content = %(content)s, content_hash = %(content_hash)s, memory_type = %(memory_type)s,
+    importance = %(importance)s, tags = %(tags)s, metadata = %(metadata)s, updated_at = %(updated_at)s,
+    expires_at = %(expires_at)s, embedding = %(embedding)s, embedding_model = %(embedding_model)s,
+    status = %(status)s, superseded_by = %(superseded_by)s
+WHERE {_IN_SCOPE} AND m.id = %(id)s
+"""
+DELETE_SQL = f"DELETE FROM memories AS m WHERE {_IN_SCOPE} AND m.id = %(id)s"
+REDACT_EVENTS_SQL = """
+UPDATE memory_events SET content = NULL, previous_content = NULL, details = '{"redacted": true}'
+WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s AND memory_id = %(id)s
+"""
+FORGET_SQL = f"DELETE FROM memories AS m WHERE {_IN_SCOPE}"
+FORGET_EVENTS_SQL = "DELETE FROM memory_events WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s"
+FORGET_PROFILE_SQL = "DELETE FROM memory_profiles WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s"
+INSERT_EVENT_SQL = """
+INSERT INTO memory_events (tenant_id, user_id, memory_id, kind, created_at, content, previous_content,
+    related_id, details)
+VALUES (%(tenant_id)s, %(user_id)s, %(memory_id)s, %(kind)s, %(created_at)s, %(content)s,
+    %(previous_content)s, %(related_id)s, %(details)s)
+"""
+HISTORY_SQL = """
+SELECT * FROM memory_events
+WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s
+  AND (%(memory_id)s::text IS NULL OR memory_id = %(memory_id)s)
+ORDER BY id LIMIT %(limit)s
+"""
+REVISION_SQL = "SELECT version_num FROM alembic_version"
+
+T = TypeVar("T")
+
+
+def _timestamp(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def _seconds(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _scope_params(scope: Scope) -> dict[str, Any]:
+    return {"tenant_id": scope.tenant_id, "user_id": scope.user_id}
+
+
+def _filter_params(filters: MemoryFilter | None, now: float) -> dict[str, Any]:
+    filters = filters or MemoryFilter()
+    return {
+        "include_inactive": filters.include_inactive,
+        "include_expired": filters.include_expired,
+        "now": _timestamp(now),
+        "types": [t.value for t in filters.memory_types] or None,
+        "tags": list(filters.tags) or None,
+        "session_id": filters.session_id,
+    }
+
+
+def _entry_params(entry: MemoryEntry) -> dict[str, Any]:
+    from psycopg.types.json import Jsonb
+
+    if entry.embedding is None:
+        raise InvalidInputError("a stored memory needs an embedding; Memory.remember computes it")
+    return {
+        "id": entry.id,
+        **_scope_params(entry.scope),
+        "content": entry.content,
+        "content_hash": entry.content_hash,
+        "memory_type": entry.memory_type.value,
+        "importance": entry.importance,
+        "tags": list(entry.tags),
+        "metadata": Jsonb(entry.metadata),
+        "session_id": entry.session_id,
+        "created_at": _timestamp(entry.created_at),
+        "updated_at": _timestamp(entry.updated_at),
+        "expires_at": _timestamp(entry.expires_at),
+        "embedding": entry.embedding,
+        "embedding_model": entry.embedding_model,
+        "status": entry.status.value,
+        "superseded_by": entry.superseded_by,
+    }
+
+
+def _vector(value: Any) -> Any:
+    """pgvector-python returns ``Vector`` objects (0.5+) or numpy arrays (older): take numpy either way."""
+    return value.to_numpy() if hasattr(value, "to_numpy") else value
+
+
+def _entry_from_row(row: Mapping[str, Any]) -> MemoryEntry:
+    return MemoryEntry(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        user_id=row["user_id"],
+        content=row["content"],
+        memory_type=row["memory_type"],
+        importance=row["importance"],
+        tags=tuple(row["tags"]),
+        metadata=row["metadata"],
+        session_id=row["session_id"],
+        created_at=_seconds(row["created_at"]),
+        updated_at=_seconds(row["updated_at"]),
+        expires_at=_seconds(row["expires_at"]),
+        embedding=_vector(row["embedding"]),
+        embedding_model=row["embedding_model"],
+        status=row["status"],
+        superseded_by=row["superseded_by"],
+    )
+
+
+class PostgresStore:
+    """A ``MemoryStore`` in Postgres with pgvector, scoped by row-level security."""
+
+    capabilities = frozenset({"persistent", "statement_tracer"})
+
+    def __init__(self, url: str, *, tracer: Tracer | None = None) -> None:
+        self.url = psycopg_url(url)
+        self.tracer = tracer
+        self._conn: Any = None
+        self._lock = threading.RLock()
+
+    # -- connection ----------------------------------------------------------------------------------
+    def open(self) -> None:
+        with self._lock:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = self._connect()
+
+    def _connect(self) -> Any:
+        try:
+            import psycopg
+            from pgvector.psycopg import register_vector
+            from psycopg.rows import dict_row
+        except ImportError as exc:
+            raise ConfigurationError(
+                "MEMORY_STORE_URL names Postgres but its driver is missing: "
+                "run `pip install 'agent-memory[postgres]'`"
+            ) from exc
+        try:
+            conn = psycopg.connect(
+                self.url,
+                prepare_threshold=None,
+                row_factory=dict_row,
+                connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            )
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(
+                f"cannot connect to Postgres ({exc.__class__.__name__}: {str(exc).strip()}); "
+                "check MEMORY_STORE_URL and that the server is up"
+            ) from exc
+        try:
+            with conn.transaction():
+                register_vector(conn)
+                revision = conn.execute(REVISION_SQL).fetchone()["version_num"]
+        except (psycopg.errors.UndefinedTable, psycopg.ProgrammingError, TypeError) as exc:
+            conn.close()
+            raise ConfigurationError(
+                "the Postgres database has no agent-memory schema (or no pgvector): "
+                "run `agent-memory migrate` with DATABASE_URL set to the schema owner's URL"
+            ) from exc
+        except psycopg.Error as exc:
+            conn.close()
+            raise StoreUnavailableError(f"cannot prepare the Postgres connection: {exc}") from exc
+        if revision != SCHEMA_REVISION:
+            conn.close()
+            raise ConfigurationError(
+                f"the Postgres schema is at revision {revision}, this agent-memory needs {SCHEMA_REVISION}: "
+                "run `agent-memory migrate`"
+            )
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> PostgresStore:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _in_scope(self, scope: Scope, work: Callable[[Any], T]) -> T:
+        """Run ``work(cursor)`` in one transaction scoped to ``scope``; retry once on a dropped connection."""
+        import psycopg
+
+        with self._lock:
+            for attempt in (1, 2):
+                self.open()
+                conn = self._conn
+                try:
+                    with conn.transaction(), conn.cursor() as cursor:
+                        self._run(cursor, SET_SCOPE_SQL, _scope_params(scope))
+                        return work(cursor)
+                except psycopg.errors.UniqueViolation as exc:
+                    if exc.diag.constraint_name == "memories_active_content":
+                        raise DuplicateContentError(
+                            "an active memory of this user has the same content"
+                        ) from exc
+                    raise StoreError(f"Postgres integrity error: {exc}") from exc
+                except psycopg.OperationalError as exc:
+                    if conn.broken and attempt == 1:
+                        self.close()  # the server dropped us (restart, failover): one fresh try
+                        continue
+                    raise StoreUnavailableError(f"Postgres is unavailable: {exc}") from exc
+                except psycopg.Error as exc:
+                    raise StoreError(f"Postgres error: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _run(self, cursor: Any, sql: str, params: Mapping[str, Any]) -> Any:
+        if self.tracer is not None:
+            self.tracer(sql, params)
+        return cursor.execute(sql, params)
+
+    def _record(self, cursor: Any, scope: Scope, memory_id: str, kind: EventKind, now: float, **fields: Any):
+        from psycopg.types.json import Jsonb
+
+        params = {
+            **_scope_params(scope),
+            "memory_id": memory_id,
+            "kind": kind.value,
+            "created_at": _timestamp(now),
+            "content": fields.get("content"),
+            "previous_content": fields.get("previous_content"),
+            "related_id": fields.get("related_id"),
+            "details": Jsonb(fields.get("details") or {}),
+        }
+        self._run(cursor, INSERT_EVENT_SQL, params)
+
+    # -- writes --------------------------------------------------------------------------------------
+    def add(self, entry: MemoryEntry) -> MemoryEntry:
+        return self.add_many([entry])[0]
+
+    def add_many(self, entries: Sequence[MemoryEntry]) -> list[MemoryEntry]:
+        by_scope: dict[Scope, list[MemoryEntry]] = {}
+        for entry in entries:
+            by_scope.setdefault(entry.scope, []).append(entry)
+        rows = {entry.id: _entry_params(entry) for entry in entries}
+
+        def insert(cursor: Any) -> None:
+            for scope, group in by_scope.items():
+                self._run(cursor, SET_SCOPE_SQL, _scope_params(scope))
+                for entry in group:
+                    self._run(cursor, INSERT_SQL, rows[entry.id])
+                    self._record(
+                        cursor, scope, entry.id, EventKind.ADDED, entry.created_at, content=entry.content
+                    )
+
+        if by_scope:
+            self._in_scope(next(iter(by_scope)), insert)
+        return list(entries)
+
+    def update(
+        self,
+        scope: Scope,
+        memory_id: str,
+        changes: Mapping[str, Any],
+        *,
+        event: EventKind = EventKind.UPDATED,
+        related_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> MemoryEntry:
+        check_changes(changes)
+
+        def apply(cursor: Any) -> MemoryEntry:
+            row = self._run(cursor, GET_FOR_UPDATE_SQL, {**_scope_params(scope), "id": memory_id}).fetchone()
+            if row is None:
+                raise MemoryNotFoundError(f"no memory {memory_id!r} for this user")
+            before = _entry_from_row(row)
+            after = dataclasses.replace(before, **{"updated_at": time.time(), **changes})
+            self._run(cursor, UPDATE_SQL, _entry_params(after))
+            compared = set(changes) - {"embedding", "updated_at"}
+            changed = sorted(k for k in compared if getattr(before, k) != getattr(after, k))
+            self._record(
+                cursor, scope, memory_id, event, after.updated_at,
+                content=after.content,
+                previous_content=before.content if before.content != after.content else None,
+                related_id=related_id,
+                details={"changed": changed, **(details or {})},
+            )  # fmt: skip
+            return after
+
+        return self._in_scope(scope, apply)
+
+    def delete(self, scope: Scope, memory_id: str) -> None:
+        params = {**_scope_params(scope), "id": memory_id}
+
+        def remove(cursor: Any) -> None:
+            if self._run(cursor, DELETE_SQL, params).rowcount == 0:
+                raise MemoryNotFoundError(f"no memory {memory_id!r} for this user")
+            self._run(cursor, REDACT_EVENTS_SQL, params)
+            self._record(cursor, scope, memory_id, EventKind.DELETED, time.time())
+
+        self._in_scope(scope, remove)
+
+    def forget_user(self, scope: Scope) -> int:
+        def forget(cursor: Any) -> int:
+            removed = self._run(cursor, FORGET_SQL, _scope_params(scope)).rowcount
+            self._run(cursor, FORGET_EVENTS_SQL, _scope_params(scope))
+            self._run(cursor, FORGET_PROFILE_SQL, _scope_params(scope))
+            return removed
+
+        return self._in_scope(scope, forget)
+
+    def prune(self, scope: Scope, keep_top: int, *, ranking: Ranking, now: float) -> list[str]:
+        if isinstance(keep_top, bool) or not isinstance(keep_top, int) or keep_top < 0:
+            raise InvalidInputError(f"keep_top must be a whole number >= 0, got {keep_top!r}")
+        params = {
+            **_scope_params(scope),
+            **_filter_params(None, now),
+            "keep_top": keep_top,
+            "importance_share": RETENTION_IMPORTANCE_SHARE,
+            "seconds_per_day": SECONDS_PER_DAY,
+            "half_life_days": ranking.recency_half_life_days,
+        }
+
+        def archive(cursor: Any) -> list[str]:
+            ids = [row["id"] for row in self._run(cursor, PRUNE_SQL, params).fetchall()]
+            if ids:
+                self._run(cursor, MARK_PRUNED_SQL, {**params, "ids": ids})
+            for memory_id in ids:
+                self._record(cursor, scope, memory_id, EventKind.PRUNED, now, details={"keep_top": keep_top})
+            return ids
+
+        return self._in_scope(scope, archive)
+
+    # -- reads ---------------------------------------------------------------------------------------
+    def _fetch_one(self, scope: Scope, sql: str, params: Mapping[str, Any]) -> MemoryEntry | None:
+        row = self._in_scope(scope, lambda cursor: self._run(cursor, sql, params).fetchone())
+        return _entry_from_row(row) if row else None
+
+    def get(self, scope: Scope, memory_id: str) -> MemoryEntry | None:
+        return self._fetch_one(scope, GET_SQL, {**_scope_params(scope), "id": memory_id})
+
+    def get_by_hash(self, scope: Scope, content_hash: str) -> MemoryEntry | None:
+        return self._fetch_one(scope, GET_BY_HASH_SQL, {**_scope_params(scope), "content_hash": content_hash})
+
+    def list(
+        self, scope: Scope, filters: MemoryFilter | None = None, *, limit: int = 50, offset: int = 0
+    ) -> list[MemoryEntry]:
+        params = {
+            **_scope_params(scope),
+            **_filter_params(filters, time.time()),
+            "limit": limit,
+            "offset": offset,
+        }
+        rows = self._in_scope(scope, lambda cursor: self._run(cursor, LIST_SQL, params).fetchall())
+        return [_entry_from_row(row) for row in rows]
+
+    def count(self, scope: Scope, filters: MemoryFilter | None = None) -> int:
+        params = {**_scope_params(scope), **_filter_params(filters, time.time())}
+        return self._in_scope(scope, lambda cursor: self._run(cursor, COUNT_SQL, params).fetchone()["n"])
+
+    def search(self, scope: Scope, request: SearchRequest) -> list[SearchHit]:
+        use_vector = request.mode is not SearchMode.KEYWORD and request.embedding is not None
+        use_keyword = request.mode is not SearchMode.VECTOR
+        ranking = request.ranking
+        params = {
+            **_scope_params(scope),
+            **_filter_params(dataclasses.replace(request.filters, include_inactive=False), request.now),
+            "embedding": request.embedding if use_vector else None,
+            "embedding_model": request.embedding_model,
+            "terms": text.keyword_terms(request.text) if use_keyword else [],
+            "candidates": ranking.candidates,
+            "min_similarity": ranking.min_similarity,
+            "rrf_k": ranking.rrf_k,
+            "importance_weight": ranking.importance_weight,
+            "recency_weight": ranking.recency_weight,
+            "half_life_days": ranking.recency_half_life_days,
+            "seconds_per_day": SECONDS_PER_DAY,
+            "top_k": request.top_k,
+        }
+        rows = self._in_scope(scope, lambda cursor: self._run(cursor, SEARCH_SQL, params).fetchall())
+        return [
+            SearchHit(
+                entry=_entry_from_row(row),
+                score=float(row["score"]),
+                vector_rank=row["vector_rank"],
+                similarity=None if row["similarity"] is None else float(row["similarity"]),
+                keyword_rank=row["keyword_rank"],
+                recency=float(row["recency"]),
+            )
+            for row in rows
+        ]
+
+    def history(self, scope: Scope, memory_id: str | None = None, *, limit: int = 100) -> list[MemoryEvent]:
+        params = {**_scope_params(scope), "memory_id": memory_id, "limit": limit}
+        rows = self._in_scope(scope, lambda cursor: self._run(cursor, HISTORY_SQL, params).fetchall())
+        return [
+            MemoryEvent(
+                id=row["id"],
+                memory_id=row["memory_id"],
+                kind=EventKind(row["kind"]),
+                created_at=_seconds(row["created_at"]),
+                content=row["content"],
+                previous_content=row["previous_content"],
+                related_id=row["related_id"],
+                details=row["details"],
+            )
+            for row in rows
+        ]
