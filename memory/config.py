@@ -23,7 +23,7 @@ class Settings(BaseSettings):
 
     store_url: str = Field(
         "sqlite:///agent_memory.db",
-        description="Where memories live: sqlite:///path.db, sqlite:// (in memory).",
+        description="Where memories live: sqlite:///path.db, sqlite:// (in memory), postgresql://...",
     )
     embedding_model: str | None = Field(
         None,

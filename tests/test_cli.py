@@ -122,3 +122,19 @@ def test_parse_ttl_and_age() -> None:
     assert parse_ttl("120") == 120 and parse_ttl(None) is None
     assert age(1000.0, now=1000.0 + 3 * 86_400 + 5) == "3d ago"
     assert age(1000.0, now=1030.0) == "just now"
+
+
+def test_migrate_on_postgres_and_recall_through_it(postgres, embedder) -> None:
+    migrated = CliRunner().invoke(main, ["migrate", "--url", postgres.owner_url])
+    assert migrated.exit_code == 0 and "schema at revision 0001" in migrated.output
+    postgres.truncate()
+    app = ["--store", postgres.app_url]
+    assert CliRunner().invoke(main, [*app, "remember", "--user", "u1", "My locker code is 4471"]).exit_code == 0
+    recalled = CliRunner().invoke(main, [*app, "recall", "--user", "u1", "locker code", "--json"])
+    assert json.loads(recalled.output)[0]["memory"]["content"] == "My locker code is 4471"
+    postgres.truncate()
+
+
+def test_migrate_refuses_a_non_postgres_url(embedder) -> None:
+    result = CliRunner().invoke(main, ["migrate", "--url", "sqlite:///somewhere.db"])
+    assert result.exit_code == 2 and "not a Postgres URL" in result.output
