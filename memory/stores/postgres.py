@@ -49,9 +49,7 @@ from memory.stores.postgres_url import psycopg_url
 SCHEMA_REVISION = "0001"
 CONNECT_TIMEOUT_SECONDS = 10
 
-SET_SCOPE_SQL = (
-    "SELECT set_config('app.tenant_id', %(tenant_id)s, true), set_config('app.user_id', %(user_id)s, true)"
-)
+SET_SCOPE_SQL = "SELECT set_config('app.tenant_id', %(tenant_id)s, true), set_config('app.user_id', %(user_id)s, true)"
 _IN_SCOPE = "m.tenant_id = %(tenant_id)s AND m.user_id = %(user_id)s"
 _FILTERS = """
     AND (%(include_inactive)s OR m.status = 'active')
@@ -61,8 +59,7 @@ _FILTERS = """
     AND (%(session_id)s::text IS NULL OR m.session_id = %(session_id)s)
 """
 _RECENCY = (
-    "1.0 / (1.0 + greatest(0.0, extract(epoch FROM %(now)s - m.updated_at)) "
-    "/ %(seconds_per_day)s / %(half_life_days)s)"
+    "1.0 / (1.0 + greatest(0.0, extract(epoch FROM %(now)s - m.updated_at)) / %(seconds_per_day)s / %(half_life_days)s)"
 )
 # The query's words, each through the english parser, OR-ed: any shared word is a match (as in SQLite).
 _TSQUERY = """(SELECT string_agg('(' || plainto_tsquery('english', term)::text || ')', ' | ')::tsquery
@@ -161,6 +158,12 @@ WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s
 ORDER BY id LIMIT %(limit)s
 """
 REVISION_SQL = "SELECT version_num FROM alembic_version"
+APP_ROLE = "agent_memory_app"
+# NULL before the first migration (no such role yet); superusers count as members.
+MEMBERSHIP_SQL = f"""
+SELECT CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}')
+            THEN pg_has_role('{APP_ROLE}', 'MEMBER') END AS member
+"""
 
 T = TypeVar("T")
 
@@ -264,8 +267,7 @@ class PostgresStore:
             from psycopg.rows import dict_row
         except ImportError as exc:
             raise ConfigurationError(
-                "MEMORY_STORE_URL names Postgres but its driver is missing: "
-                "run `pip install 'agent-memory[postgres]'`"
+                "MEMORY_STORE_URL names Postgres but its driver is missing: run `pip install 'agent-memory[postgres]'`"
             ) from exc
         try:
             conn = psycopg.connect(
@@ -281,6 +283,14 @@ class PostgresStore:
             ) from exc
         try:
             with conn.transaction():
+                member = conn.execute(MEMBERSHIP_SQL).fetchone()["member"]
+                if member is False:
+                    role = conn.info.user
+                    conn.close()
+                    raise ConfigurationError(
+                        f"the Postgres role {role!r} is not a member of the application role: run "
+                        f"GRANT {APP_ROLE} TO {role} as the schema owner, or fix the user in MEMORY_STORE_URL"
+                    )
                 register_vector(conn)
                 revision = conn.execute(REVISION_SQL).fetchone()["version_num"]
         except (psycopg.errors.UndefinedTable, psycopg.ProgrammingError, TypeError) as exc:
@@ -327,9 +337,7 @@ class PostgresStore:
                         return work(cursor)
                 except psycopg.errors.UniqueViolation as exc:
                     if exc.diag.constraint_name == "memories_active_content":
-                        raise DuplicateContentError(
-                            "an active memory of this user has the same content"
-                        ) from exc
+                        raise DuplicateContentError("an active memory of this user has the same content") from exc
                     raise StoreError(f"Postgres integrity error: {exc}") from exc
                 except psycopg.OperationalError as exc:
                     if conn.broken and attempt == 1:
@@ -375,9 +383,7 @@ class PostgresStore:
                 self._run(cursor, SET_SCOPE_SQL, _scope_params(scope))
                 for entry in group:
                     self._run(cursor, INSERT_SQL, rows[entry.id])
-                    self._record(
-                        cursor, scope, entry.id, EventKind.ADDED, entry.created_at, content=entry.content
-                    )
+                    self._record(cursor, scope, entry.id, EventKind.ADDED, entry.created_at, content=entry.content)
 
         if by_scope:
             self._in_scope(next(iter(by_scope)), insert)

@@ -1,0 +1,247 @@
+"""The Alembic schema on a fresh database of its own: what ``upgrade head`` creates (row-level security
+enabled and forced, the policies, the vector column kept in the row, the indexes, no HNSW), that
+``downgrade base`` leaves the database clean and the round trip gives the same schema again, and the
+application role's rights: NOLOGIN, no superuser, no BYPASSRLS, owner of nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from memory.stores.postgres import SCHEMA_REVISION
+from tests.postgres_scratch import ScratchDatabase, scratch_database
+from tests.postgres_support import APP_ROLE, MIGRATIONS_INI, PostgresDatabase, alembic
+
+TABLES = ("memories", "memory_events", "memory_profiles")
+SCOPE_EXPRESSION = (
+    "((tenant_id = current_setting('app.tenant_id'::text, true)) "
+    "AND (user_id = current_setting('app.user_id'::text, true)))"
+)
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(Config(str(MIGRATIONS_INI))).get_current_head()
+
+
+def query(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def schema(url: str) -> dict[str, Any]:
+    """Everything the migration defines in the database, comparable with ``==``."""
+    return {
+        "relations": query(
+            url,
+            "SELECT c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity FROM pg_class AS c "
+            "JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1",
+        ),
+        "columns": query(
+            url,
+            "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attstorage, "
+            "a.attgenerated, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute AS a "
+            "JOIN pg_class AS c ON c.oid = a.attrelid "
+            "JOIN pg_namespace AS n ON n.oid = c.relnamespace AND n.nspname = 'public' "
+            "LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+            "WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'r' ORDER BY 1, 2",
+        ),
+        "indexes": query(url, "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"),
+        "constraints": query(
+            url,
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2",
+        ),
+        "policies": query(
+            url,
+            "SELECT tablename, policyname, permissive, roles, cmd, qual, with_check FROM pg_policies ORDER BY 1, 2",
+        ),
+        "grants": query(
+            url,
+            "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
+            "WHERE grantee = %s ORDER BY 1, 2",
+            [APP_ROLE],
+        ),
+        "revision": query(url, "SELECT version_num FROM alembic_version"),
+    }
+
+
+@pytest.fixture(scope="module")
+def fresh(postgres: PostgresDatabase) -> Iterator[ScratchDatabase]:
+    """A database of this module, created empty and migrated here by ``upgrade head``."""
+    with scratch_database(postgres, migrated=False) as database:
+        assert query(database.owner_url, "SELECT relname FROM pg_class WHERE relname = ANY(%s)", [list(TABLES)]) == []
+        alembic(database.owner_url, "upgrade", "head")
+        yield database
+
+
+def test_the_store_speaks_the_alembic_head_revision() -> None:
+    assert head_revision() == SCHEMA_REVISION
+
+
+def test_upgrade_records_the_head_revision_and_is_idempotent(fresh: ScratchDatabase) -> None:
+    before = schema(fresh.owner_url)
+    alembic(fresh.owner_url, "upgrade", "head")  # already at head: nothing runs
+
+    assert before["revision"] == [(head_revision(),)]
+    assert schema(fresh.owner_url) == before
+
+
+def test_upgrade_creates_the_tables_with_row_level_security_enabled_and_forced(
+    fresh: ScratchDatabase,
+) -> None:
+    rows = query(
+        fresh.owner_url,
+        "SELECT relname, relkind, relrowsecurity, relforcerowsecurity FROM pg_class "
+        "WHERE relname = ANY(%s) AND relnamespace = 'public'::regnamespace ORDER BY relname",
+        [list(TABLES)],
+    )
+
+    assert rows == [(table, "r", True, True) for table in sorted(TABLES)]
+
+
+def test_every_table_has_one_scope_policy_for_reads_and_writes(fresh: ScratchDatabase) -> None:
+    rows = query(
+        fresh.owner_url,
+        "SELECT tablename, policyname, permissive, roles, cmd, qual, with_check FROM pg_policies "
+        "WHERE schemaname = 'public' ORDER BY tablename",
+    )
+
+    assert rows == [
+        (table, f"{table}_scope", "PERMISSIVE", ["public"], "ALL", SCOPE_EXPRESSION, SCOPE_EXPRESSION)
+        for table in sorted(TABLES)
+    ]
+
+
+def test_the_embedding_is_a_384_dimension_vector_kept_in_the_row(fresh: ScratchDatabase) -> None:
+    rows = query(
+        fresh.owner_url,
+        "SELECT attname, format_type(atttypid, atttypmod), attstorage, attgenerated FROM pg_attribute "
+        "WHERE attrelid = 'memories'::regclass AND attname IN ('embedding', 'tsv') ORDER BY attname",
+    )
+    generated = query(
+        fresh.owner_url,
+        "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef "
+        "WHERE adrelid = 'memories'::regclass AND adnum = "
+        "(SELECT attnum FROM pg_attribute WHERE attrelid = 'memories'::regclass AND attname = 'tsv')",
+    )
+
+    assert rows == [("embedding", "vector(384)", "p", ""), ("tsv", "tsvector", "x", "s")]
+    assert generated == [("to_tsvector('english'::regconfig, content)",)]
+
+
+def test_the_indexes_exist_and_none_is_approximate(fresh: ScratchDatabase) -> None:
+    indexes = dict(query(fresh.owner_url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'memories'"))
+    approximate = query(
+        fresh.owner_url,
+        "SELECT c.relname FROM pg_class AS c JOIN pg_am AS am ON am.oid = c.relam "
+        "WHERE c.relkind = 'i' AND am.amname IN ('hnsw', 'ivfflat')",
+    )
+
+    assert indexes == {
+        "memories_pkey": "CREATE UNIQUE INDEX memories_pkey ON public.memories USING btree (id)",
+        "memories_scope": "CREATE INDEX memories_scope ON public.memories "
+        "USING btree (tenant_id, user_id, status, created_at DESC)",
+        "memories_active_content": "CREATE UNIQUE INDEX memories_active_content ON public.memories "
+        "USING btree (tenant_id, user_id, content_hash) WHERE (status = 'active'::text)",
+        "memories_tsv": "CREATE INDEX memories_tsv ON public.memories USING gin (tsv)",
+    }
+    assert approximate == []
+
+
+def test_the_app_role_cannot_log_in_nor_bypass_row_level_security(fresh: ScratchDatabase) -> None:
+    rows = query(
+        fresh.owner_url,
+        "SELECT rolcanlogin, rolsuper, rolbypassrls, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = %s",
+        [APP_ROLE],
+    )
+
+    assert rows == [(False, False, False, False, False)]
+
+
+def test_the_app_role_owns_nothing_and_may_only_read_and_write_rows(fresh: ScratchDatabase) -> None:
+    owners = query(
+        fresh.owner_url,
+        "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename",
+    )
+    grants = query(
+        fresh.owner_url,
+        "SELECT table_name, string_agg(privilege_type, ',' ORDER BY privilege_type) "
+        "FROM information_schema.role_table_grants WHERE grantee = %s GROUP BY table_name ORDER BY 1",
+        [APP_ROLE],
+    )
+
+    assert [table for table, _ in owners] == ["alembic_version", *sorted(TABLES)]
+    assert all(owner != APP_ROLE for _, owner in owners)
+    # No TRUNCATE (it ignores row-level security) and only reading the schema revision.
+    assert grants == [("alembic_version", "SELECT")] + [
+        (table, "DELETE,INSERT,SELECT,UPDATE") for table in sorted(TABLES)
+    ]
+
+
+def test_forced_row_level_security_filters_a_table_owner_too(fresh: ScratchDatabase) -> None:
+    """A non-superuser owner is filtered because of FORCE; without it, the owner sees every row."""
+    probe = f"agent_memory_owner_probe_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(fresh.owner_url) as conn:
+        conn.execute(f"CREATE ROLE {probe} NOLOGIN")  # all in one transaction, rolled back
+        conn.execute(f"ALTER TABLE memories OWNER TO {probe}")
+        conn.execute(
+            "INSERT INTO memories (id, tenant_id, user_id, content, content_hash, memory_type, importance, "
+            "created_at, updated_at) VALUES ('m1', 'default', 'alice', 'x', 'h', 'fact', 0.5, now(), now())"
+        )
+        conn.execute(f"SET LOCAL ROLE {probe}")
+        forced = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+        conn.execute("SELECT set_config('app.tenant_id', 'default', true), set_config('app.user_id', 'alice', true)")
+        scoped = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+        conn.execute("SELECT set_config('app.user_id', '', true)")
+        conn.execute("ALTER TABLE memories NO FORCE ROW LEVEL SECURITY")  # as the owner, who may
+        unforced = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+        conn.rollback()
+
+    assert (forced, scoped, unforced) == (0, 1, 1)
+    assert query(fresh.owner_url, "SELECT count(*) FROM pg_roles WHERE rolname = %s", [probe]) == [(0,)]
+    assert query(fresh.owner_url, "SELECT count(*) FROM memories") == [(0,)]
+    assert query(fresh.owner_url, "SELECT relforcerowsecurity FROM pg_class WHERE relname = 'memories'") == [(True,)]
+
+
+def test_downgrade_leaves_the_database_clean_and_upgrade_restores_the_same_schema(
+    postgres: PostgresDatabase,
+) -> None:
+    with scratch_database(postgres, migrated=True) as database:
+        upgraded = schema(database.owner_url)
+
+        alembic(database.owner_url, "downgrade", "base")
+
+        relations = query(
+            database.owner_url,
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1",
+        )
+        assert relations == [("alembic_version",), ("alembic_version_pkc",)]
+        assert query(database.owner_url, "SELECT * FROM alembic_version") == []
+        assert query(database.owner_url, "SELECT * FROM pg_policies") == []
+        # Nothing in this database refers to the application role any more (no grant, no policy).
+        assert (
+            query(
+                database.owner_url,
+                "SELECT classid::regclass::text, objid FROM pg_shdepend "
+                "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND refobjid = %s::regrole",
+                [APP_ROLE],
+            )
+            == []
+        )
+        # The role is cluster-wide and the session's database still uses it: it is kept, with its members.
+        assert query(
+            database.owner_url,
+            "SELECT count(*) FROM pg_auth_members WHERE roleid = %s::regrole AND member = %s::regrole",
+            [APP_ROLE, psycopg.conninfo.conninfo_to_dict(postgres.app_url)["user"]],
+        ) == [(1,)]
+
+        alembic(database.owner_url, "upgrade", "head")
+
+        assert schema(database.owner_url) == upgraded

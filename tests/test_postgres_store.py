@@ -1,0 +1,514 @@
+"""Postgres specifics: row-level security proven as the application role, surviving a server restart,
+no prepared statements and two statements per search, clear errors for a missing or foreign schema and
+an unreachable server, and the translation of every psycopg error into ``memory.errors``."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import conninfo
+
+from memory import (
+    ConfigurationError,
+    DuplicateContentError,
+    Memory,
+    MemoryEntry,
+    MemoryFilter,
+    Scope,
+    SearchRequest,
+    StoreError,
+    StoreUnavailableError,
+    get_settings,
+    open_store,
+)
+from memory.models import Ranking
+from memory.stores.base import MemoryStore
+from memory.stores.postgres import SCHEMA_REVISION, SEARCH_SQL, SET_SCOPE_SQL, PostgresStore
+from tests.postgres_scratch import ScratchDatabase, scratch_database
+from tests.postgres_support import APP_ROLE, PostgresDatabase, alembic, with_user_and_database
+
+ALICE = Scope("alice")
+BOB = Scope("bob")
+ALICE_AT_ACME = Scope("alice", tenant_id="acme")
+CAROL_AT_ACME = Scope("carol", tenant_id="acme")
+SEEDED = {
+    ALICE: ["I own a red bike", "My sister lives in Lisbon"],
+    BOB: ["My locker code is 4512", "I am allergic to peanuts"],
+    ALICE_AT_ACME: ["The Orion launch is scheduled for March"],
+    CAROL_AT_ACME: ["The quarterly budget was approved"],
+}
+TABLES = ("memories", "memory_events", "memory_profiles")
+EVERYTHING = MemoryFilter(include_inactive=True, include_expired=True)
+
+
+def set_scope(conn: psycopg.Connection, scope: Scope) -> None:
+    """What the store runs first in every transaction: the scope, local to the transaction."""
+    conn.execute(SET_SCOPE_SQL, {"tenant_id": scope.tenant_id, "user_id": scope.user_id})
+
+
+def login_of(url: str) -> str:
+    return conninfo.conninfo_to_dict(url)["user"]
+
+
+@pytest.fixture
+def db(postgres: PostgresDatabase) -> PostgresDatabase:
+    """The session's database, emptied for this test."""
+    postgres.truncate()
+    return postgres
+
+
+@pytest.fixture
+def store(db: PostgresDatabase) -> Iterator[PostgresStore]:
+    """A store connected as the application role, as in production."""
+    backend = PostgresStore(db.app_url)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def mem(store: PostgresStore, embedder) -> Memory:
+    return Memory(store, embedder, get_settings())
+
+
+@pytest.fixture
+def entry(embedder) -> Callable[..., MemoryEntry]:
+    def make(content: str = "I own a red bike", scope: Scope = ALICE, **fields: Any) -> MemoryEntry:
+        return MemoryEntry(
+            user_id=scope.user_id,
+            tenant_id=scope.tenant_id,
+            content=content,
+            embedding=embedder.embed([content])[0],
+            embedding_model=embedder.model_name,
+            **fields,
+        )
+
+    return make
+
+
+@pytest.fixture
+def seeded(db: PostgresDatabase, mem: Memory) -> dict[Scope, set[str]]:
+    """Memories (and their events) of four scopes, written by the store; a profile for each scope written
+    as the app role with its scope set. Returns the memory ids of each scope."""
+    ids = {
+        scope: {mem.remember(scope.user_id, text, tenant_id=scope.tenant_id).entry.id for text in texts}
+        for scope, texts in SEEDED.items()
+    }
+    with psycopg.connect(db.app_url) as conn:
+        for scope in SEEDED:
+            set_scope(conn, scope)
+            conn.execute(
+                "INSERT INTO memory_profiles (tenant_id, user_id, content, updated_at) VALUES (%s, %s, %s, now())",
+                [scope.tenant_id, scope.user_id, f"profile of {scope.user_id}@{scope.tenant_id}"],
+            )
+            conn.commit()
+    assert {scope: len(found) for scope, found in ids.items()} == {s: len(t) for s, t in SEEDED.items()}
+    return ids
+
+
+def scopes_visible(conn: psycopg.Connection, table: str) -> set[tuple[str, str]]:
+    return {tuple(row) for row in conn.execute(f"SELECT tenant_id, user_id FROM {table}").fetchall()}
+
+
+# -- row-level security, as the application role ---------------------------------------------------------
+
+
+def test_without_a_scope_the_app_role_sees_no_row(db: PostgresDatabase, seeded) -> None:
+    with psycopg.connect(db.owner_url) as owner:
+        assert [owner.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [6, 6, 4]
+
+    with psycopg.connect(db.app_url) as conn:
+        assert conn.execute("SELECT current_setting('app.user_id', true)").fetchone() == (None,)
+        assert [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("scope", list(SEEDED), ids=lambda s: f"{s.user_id}@{s.tenant_id}")
+def test_a_scoped_transaction_sees_only_its_scope_even_without_a_where(
+    db: PostgresDatabase, seeded, store: PostgresStore, scope: Scope
+) -> None:
+    with psycopg.connect(db.app_url) as conn:
+        set_scope(conn, scope)
+        visible = {table: scopes_visible(conn, table) for table in TABLES}
+        ids = {row[0] for row in conn.execute("SELECT id FROM memories").fetchall()}
+        events = conn.execute("SELECT count(*) FROM memory_events").fetchone()[0]
+
+    assert visible == {table: {(scope.tenant_id, scope.user_id)} for table in TABLES}
+    assert ids == seeded[scope] == {e.id for e in store.list(scope, EVERYTHING)}
+    assert events == len(store.history(scope)) == len(SEEDED[scope])
+
+
+def test_the_scope_is_local_to_its_transaction(db: PostgresDatabase, seeded) -> None:
+    with psycopg.connect(db.app_url, autocommit=True) as conn:
+        with conn.transaction():
+            set_scope(conn, ALICE)
+            assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 2
+
+        with conn.transaction():
+            assert conn.execute("SELECT current_setting('app.user_id', true)").fetchone()[0] in ("", None)
+            assert [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [0, 0, 0]
+
+
+def test_the_store_leaves_no_scope_on_its_connection(seeded, store: PostgresStore) -> None:
+    """Behind a transaction-mode pooler the next client gets this server connection: nothing may stick."""
+    assert store.count(ALICE) == 2
+
+    conn = store._conn
+    try:
+        assert conn.execute("SELECT current_setting('app.user_id', true)").fetchone()["current_setting"] in (
+            "",
+            None,
+        )
+        assert conn.execute("SELECT count(*) AS n FROM memories").fetchone()["n"] == 0
+    finally:
+        conn.rollback()
+
+
+MEMORY_COLUMNS = "(id, tenant_id, user_id, content, content_hash, memory_type, importance, created_at, updated_at)"
+FOREIGN_INSERTS = {
+    "memories": f"INSERT INTO memories {MEMORY_COLUMNS} "
+    "VALUES ('forged', 'default', 'bob', 'x', 'h', 'fact', 0.5, now(), now())",
+    "memory_events": "INSERT INTO memory_events (tenant_id, user_id, memory_id, kind, created_at) "
+    "VALUES ('default', 'bob', 'forged', 'added', now())",
+    "memory_profiles": "INSERT INTO memory_profiles (tenant_id, user_id, content, updated_at) "
+    "VALUES ('acme', 'alice', 'forged', now())",  # alice, but of another tenant
+    "memories moved to bob": "UPDATE memories SET user_id = 'bob'",
+    "events moved to another tenant": "UPDATE memory_events SET tenant_id = 'acme'",
+}
+
+
+@pytest.mark.parametrize("statement", list(FOREIGN_INSERTS))
+def test_writing_a_row_of_another_scope_is_refused(
+    db: PostgresDatabase, seeded, store: PostgresStore, statement: str
+) -> None:
+    with psycopg.connect(db.app_url) as conn:
+        set_scope(conn, ALICE)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute(FOREIGN_INSERTS[statement])
+
+    assert {e.id for e in store.list(BOB, EVERYTHING)} == seeded[BOB]
+    assert {e.id for e in store.list(ALICE, EVERYTHING)} == seeded[ALICE]
+    assert "forged" not in {e.memory_id for scope in SEEDED for e in store.history(scope)}
+
+
+def test_updating_or_deleting_another_scopes_rows_touches_nothing(
+    db: PostgresDatabase, seeded, store: PostgresStore
+) -> None:
+    before = {scope: [e.content for e in store.list(scope, EVERYTHING)] for scope in SEEDED}
+    with psycopg.connect(db.app_url) as conn:
+        set_scope(conn, ALICE)
+        affected = {
+            "update memories": conn.execute("UPDATE memories SET importance = 1 WHERE user_id = 'bob'"),
+            "update events": conn.execute("UPDATE memory_events SET content = NULL WHERE user_id = 'bob'"),
+            "update profiles": conn.execute("UPDATE memory_profiles SET content = '' WHERE tenant_id = 'acme'"),
+            "delete memories": conn.execute("DELETE FROM memories WHERE user_id <> 'alice'"),
+            "delete events": conn.execute("DELETE FROM memory_events WHERE tenant_id = 'acme'"),
+            "delete profiles": conn.execute("DELETE FROM memory_profiles WHERE user_id = 'bob'"),
+        }
+        conn.commit()
+
+    assert {name: cursor.rowcount for name, cursor in affected.items()} == dict.fromkeys(affected, 0)
+    assert {scope: [e.content for e in store.list(scope, EVERYTHING)] for scope in SEEDED} == before
+    assert all(e.content is not None for e in store.history(BOB))
+    with psycopg.connect(db.owner_url) as owner:
+        assert owner.execute("SELECT count(*) FROM memory_profiles WHERE content = ''").fetchone()[0] == 0
+        assert owner.execute("SELECT count(*) FROM memories WHERE importance = 1").fetchone()[0] == 0
+
+
+def test_the_store_connects_as_a_role_that_owns_nothing_and_cannot_bypass_rls(
+    db: PostgresDatabase, store: PostgresStore
+) -> None:
+    store.count(ALICE)
+    conn = store._conn
+    try:
+        user = conn.execute("SELECT current_user AS u").fetchone()["u"]
+        roles = conn.execute(
+            "SELECT rolname, rolsuper, rolbypassrls FROM pg_roles "
+            "WHERE pg_has_role(current_user, oid, 'MEMBER') ORDER BY rolname"
+        ).fetchall()
+        owned = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND pg_has_role(current_user, tableowner, 'MEMBER')"
+        ).fetchall()
+        truncate = conn.execute("SELECT has_table_privilege('memories', 'TRUNCATE') AS t").fetchone()["t"]
+    finally:
+        conn.rollback()
+
+    assert user == login_of(db.app_url) != login_of(db.owner_url)
+    assert {r["rolname"] for r in roles} == {user, APP_ROLE}
+    assert [(r["rolsuper"], r["rolbypassrls"]) for r in roles] == [(False, False), (False, False)]
+    assert owned == []
+    assert truncate is False
+
+
+def test_a_superuser_sees_every_row_whatever_the_scope(db: PostgresDatabase, seeded) -> None:
+    """Why the application must never connect as the owner here: superusers bypass row-level security."""
+    with psycopg.connect(db.owner_url) as owner:
+        assert owner.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (True,)
+        unscoped = {table: scopes_visible(owner, table) for table in TABLES}
+        set_scope(owner, ALICE)
+        scoped = {table: scopes_visible(owner, table) for table in TABLES}
+
+    everyone = {(scope.tenant_id, scope.user_id) for scope in SEEDED}
+    assert unscoped == scoped == dict.fromkeys(TABLES, everyone)
+
+
+def test_add_many_across_scopes_passes_each_scopes_check_and_stays_atomic(store: PostgresStore, entry) -> None:
+    store.add_many([entry("I own a red bike"), entry("My locker code is 4512", BOB)])
+    with pytest.raises(DuplicateContentError):
+        store.add_many([entry("I ride to work"), entry("My locker code is 4512", BOB)])
+
+    assert [e.content for e in store.list(ALICE, EVERYTHING)] == ["I own a red bike"]
+    assert [e.content for e in store.list(BOB, EVERYTHING)] == ["My locker code is 4512"]
+    assert [len(store.history(s)) for s in (ALICE, BOB)] == [1, 1]
+
+
+# -- reconnecting after a server restart ------------------------------------------------------------------
+
+
+def test_the_store_reconnects_after_a_restart_and_keeps_everything(
+    db: PostgresDatabase, store: PostgresStore, entry
+) -> None:
+    before = store.add_many([entry("I own a red bike"), entry("My sister lives in Lisbon")])
+    dropped = store._conn
+
+    db.restart()
+    after = store.add(entry("I ride to work"))  # the first call after the restart is a write
+
+    assert store._conn is not dropped and dropped.closed
+    assert {e.id for e in store.list(ALICE)} == {e.id for e in [*before, after]}
+    assert [e.kind.value for e in store.history(ALICE)] == ["added"] * 3
+
+
+def test_memory_recalls_across_a_restart(db: PostgresDatabase, mem: Memory) -> None:
+    kept = mem.remember("alice", "My sister lives in Lisbon").entry
+
+    db.restart()
+    hits = mem.search("alice", "where does my sister live?")  # the first call after the restart: a read
+    added = mem.remember("alice", "I am allergic to peanuts").entry
+
+    assert hits[0].entry.id == kept.id
+    assert {e.id for e in mem.list("alice")} == {kept.id, added.id}
+    assert mem.search("alice", "food allergy")[0].entry.id == added.id
+
+
+# -- statements: no prepared ones, two per search ---------------------------------------------------------
+
+
+def test_nothing_is_prepared_on_the_server(mem: Memory, store: PostgresStore) -> None:
+    mem.remember("alice", "I own a red bike")
+    for _ in range(8):  # psycopg would prepare a statement from its 5th run with its default threshold
+        mem.search("alice", "bike")
+
+    assert store._conn.prepare_threshold is None
+    try:
+        assert store._conn.execute("SELECT count(*) AS n FROM pg_prepared_statements").fetchone()["n"] == 0
+    finally:
+        store._conn.rollback()
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+def test_a_search_is_the_scope_and_one_statement(db: PostgresDatabase, embedder, mode: str) -> None:
+    statements: list[tuple[str, Any]] = []
+    store = PostgresStore(db.app_url, tracer=lambda sql, params: statements.append((sql, params)))
+    mem = Memory(store, embedder, get_settings())
+    for text in ("I own a red bike", "My bike has a flat tyre", "I ride to work"):
+        mem.remember("alice", text)
+    statements.clear()
+
+    hits = mem.search("alice", "bike", mode=mode)
+    store.close()
+
+    assert hits
+    assert [sql for sql, _ in statements] == [SET_SCOPE_SQL, SEARCH_SQL]
+    assert [(p["tenant_id"], p["user_id"]) for _, p in statements] == [("default", "alice")] * 2
+
+
+# -- opening: schema checks and an unreachable server -----------------------------------------------------
+
+NO_SCHEMA = {
+    "empty database": [],
+    "pgvector but no alembic_version": ["CREATE EXTENSION vector"],
+    "pgvector and an empty alembic_version": [
+        "CREATE EXTENSION vector",
+        "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)",
+        f"GRANT SELECT ON alembic_version TO {APP_ROLE}",
+    ],
+}
+
+
+@pytest.mark.parametrize("setup", list(NO_SCHEMA))
+def test_a_database_without_the_schema_says_to_migrate(postgres: PostgresDatabase, setup: str) -> None:
+    with scratch_database(postgres, migrated=False) as scratch:
+        with psycopg.connect(scratch.owner_url, autocommit=True) as owner:
+            for sql in NO_SCHEMA[setup]:
+                owner.execute(sql)
+        store = PostgresStore(scratch.app_url)
+
+        for call in (store.open, lambda: store.count(ALICE)):
+            with pytest.raises(ConfigurationError, match="run `agent-memory migrate`"):
+                call()
+        store.close()
+
+
+def test_a_downgraded_database_says_to_migrate(postgres: PostgresDatabase) -> None:
+    with scratch_database(postgres, migrated=True) as scratch:
+        alembic(scratch.owner_url, "downgrade", "base")
+        store = PostgresStore(scratch.app_url)
+
+        with pytest.raises(ConfigurationError, match="run `agent-memory migrate`"):
+            store.count(ALICE)
+
+
+def test_a_schema_at_another_revision_is_refused(postgres: PostgresDatabase) -> None:
+    with scratch_database(postgres, migrated=True) as scratch:
+        with psycopg.connect(scratch.owner_url, autocommit=True) as owner:
+            owner.execute("UPDATE alembic_version SET version_num = '9999'")
+        store = PostgresStore(scratch.app_url)
+
+        for call in (store.open, lambda: store.list(ALICE)):
+            with pytest.raises(ConfigurationError, match=f"revision 9999.*needs {SCHEMA_REVISION}") as info:
+                call()
+            assert "agent-memory migrate" in str(info.value)
+        assert store._conn is None  # the refused connection was not kept
+
+
+def test_a_login_outside_the_app_role_is_told_to_grant_it_not_to_migrate(db: PostgresDatabase) -> None:
+    """A login role that is not a member of ``agent_memory_app`` (the README's ``IN ROLE agent_memory_app``
+    forgotten) is told to grant the role, not to migrate: ``migrate`` would find the schema at head and
+    change nothing."""
+    outsider = f"agent_memory_outsider_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(db.owner_url, autocommit=True) as owner:
+        owner.execute(f"CREATE ROLE {outsider} LOGIN NOSUPERUSER NOBYPASSRLS")
+    try:
+        store = PostgresStore(with_user_and_database(db.app_url, user=outsider))
+        with pytest.raises(ConfigurationError) as info:
+            store.count(ALICE)
+        store.close()
+    finally:
+        with psycopg.connect(db.owner_url, autocommit=True) as owner:
+            owner.execute(f"DROP ROLE {outsider}")
+
+    assert f"GRANT {APP_ROLE} TO {outsider}" in str(info.value)
+    assert "no agent-memory schema" not in str(info.value)
+
+
+UNREACHABLE = "postgresql://nobody@127.0.0.1:1/agent_memory"
+
+
+def test_an_unreachable_server_is_unavailable_and_names_the_setting(embedder) -> None:
+    store = PostgresStore(UNREACHABLE)
+    mem = Memory(store, embedder, get_settings())
+
+    for call in (store.open, lambda: store.count(ALICE), lambda: mem.search("alice", "bike")):
+        with pytest.raises(StoreUnavailableError, match="MEMORY_STORE_URL") as info:
+            call()
+        assert isinstance(info.value.__cause__, psycopg.OperationalError)
+    store.close()
+
+
+# -- every psycopg error escapes as a memory.errors type ---------------------------------------------------
+
+PROTOCOL_METHODS = {name for name, f in vars(MemoryStore).items() if inspect.isfunction(f) and not name.startswith("_")}
+# Every protocol method but open and close, called with valid arguments.
+CALLS: dict[str, Callable[[PostgresStore, MemoryEntry], object]] = {
+    "add": lambda s, e: s.add(e),
+    "add_many": lambda s, e: s.add_many([e]),
+    "get": lambda s, e: s.get(ALICE, e.id),
+    "get_by_hash": lambda s, e: s.get_by_hash(ALICE, e.content_hash),
+    "list": lambda s, e: s.list(ALICE),
+    "count": lambda s, e: s.count(ALICE),
+    "search": lambda s, e: s.search(ALICE, SearchRequest(text="red bike", embedding=e.embedding, ranking=Ranking())),
+    "update": lambda s, e: s.update(ALICE, e.id, {"importance": 0.9}),
+    "delete": lambda s, e: s.delete(ALICE, e.id),
+    "forget_user": lambda s, e: s.forget_user(ALICE),
+    "prune": lambda s, e: s.prune(ALICE, 0, ranking=Ranking(), now=0.0),
+    "history": lambda s, e: s.history(ALICE),
+}
+# Two ways to break a working schema behind the store's back, each undone afterwards.
+BREAKAGES = {
+    "tables renamed": (
+        "ALTER TABLE memories RENAME TO memories_gone; ALTER TABLE memory_events RENAME TO memory_events_gone",
+        "ALTER TABLE memories_gone RENAME TO memories; ALTER TABLE memory_events_gone RENAME TO memory_events",
+    ),
+    "privileges revoked": (
+        f"REVOKE ALL ON memories, memory_events FROM {APP_ROLE}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON memories, memory_events TO {APP_ROLE}",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def breakable(postgres: PostgresDatabase) -> Iterator[ScratchDatabase]:
+    """A migrated database of this module's own, so breaking its schema leaves the shared one alone."""
+    with scratch_database(postgres, migrated=True) as scratch:
+        yield scratch
+
+
+def test_every_protocol_method_is_checked_below() -> None:
+    assert set(CALLS) == PROTOCOL_METHODS - {"open", "close"}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_a_psycopg_error_escapes_only_as_a_store_error(
+    breakable: ScratchDatabase, entry, method: str, breakage: str
+) -> None:
+    store = PostgresStore(breakable.app_url)
+    store.forget_user(ALICE)
+    stored = store.add(entry())
+    break_sql, repair_sql = BREAKAGES[breakage]
+    with psycopg.connect(breakable.owner_url, autocommit=True) as owner:
+        owner.execute(break_sql)
+        try:
+            with pytest.raises(StoreError) as info:
+                CALLS[method](store, entry() if method.startswith("add") else stored)
+        finally:
+            owner.execute(repair_sql)
+
+    assert isinstance(info.value.__cause__, psycopg.Error)
+    assert store.count(ALICE) >= 1  # repaired, the same store works again
+    store.close()
+    store.close()  # closing twice is safe
+
+
+# -- URLs and duplicates -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg", "POSTGRESQL"])
+def test_open_store_returns_a_postgres_store_for_each_spelling(db: PostgresDatabase, scheme: str) -> None:
+    url = scheme + db.app_url[len("postgresql") :]
+    store = open_store(url)
+
+    assert isinstance(store, PostgresStore)
+    assert store.count(ALICE) == 0
+    assert store._conn.info.user == login_of(db.app_url)
+    store.close()
+
+
+def test_memory_from_a_postgres_url_recalls(db: PostgresDatabase, embedder) -> None:
+    url = "postgres" + db.app_url[len("postgresql") :]
+    with Memory.from_url(url, embedder=embedder) as mem:
+        kept = mem.remember("alice", "I own a red bike").entry
+
+        assert isinstance(mem.store, PostgresStore)
+        assert [hit.entry.id for hit in mem.search("alice", "bicycle")] == [kept.id]
+
+
+def test_an_exact_duplicate_of_an_active_memory_is_refused_by_the_index(store: PostgresStore, entry) -> None:
+    first = store.add(entry("I own a red bike"))
+
+    with pytest.raises(DuplicateContentError) as info:
+        store.add(entry("I own a red bike"))
+
+    assert isinstance(info.value.__cause__, psycopg.errors.UniqueViolation)
+    assert [e.id for e in store.list(ALICE, EVERYTHING)] == [first.id]
+    assert len(store.history(ALICE)) == 1
+    # The index covers active memories of one scope only.
+    store.add(entry("I own a red bike", BOB))
+    store.update(ALICE, first.id, {"status": "superseded"})
+    store.add(entry("I own a red bike"))
+    assert store.count(ALICE, EVERYTHING) == 2
