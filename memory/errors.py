@@ -9,6 +9,7 @@ has to know which backend is configured to handle a failure, and the original st
     ├── MemoryNotFoundError      (also a LookupError) no memory with that id in the caller's scope
     ├── ConfigurationError       a setting is wrong: unknown URL scheme, missing driver, bad model path
     ├── EmbeddingError           the embedding model cannot be loaded or fails to encode
+    ├── SessionStoreError        the session store (Redis, Upstash) failed: down, slow, or refused the call
     └── StoreError               the backend failed while serving a call
         ├── StoreUnavailableError    the backend cannot be opened or reached at all
         └── DuplicateContentError    an active memory of the user already has this exact content
@@ -45,6 +46,15 @@ class ConfigurationError(AgentMemoryError):
 
 class EmbeddingError(AgentMemoryError):
     """Raised when the embedding model cannot be loaded, or returns vectors of the wrong shape."""
+
+
+class SessionStoreError(AgentMemoryError):
+    """Raised when the session store (Redis, Upstash) fails: unreachable, slower than its timeout, or an error reply.
+
+    Session context is an optimisation, so ``recent`` and ``append`` never let it escape: ``recent`` degrades
+    to no context and ``append`` returns ``False``; both log a warning and count the failure. ``clear`` and
+    ``forget_user`` raise it, because a deletion the user asked for must not fail silently.
+    """
 
 
 class StoreError(AgentMemoryError):

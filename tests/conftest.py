@@ -20,7 +20,7 @@ from tests.postgres_support import PostgresDatabase, postgres_database
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts without MEMORY_* settings from the developer's shell (encode/httpx style)."""
     for name in list(os.environ):
-        if name.startswith("MEMORY_"):
+        if name.startswith(("MEMORY_", "UPSTASH_")) or name == "SESSION_STORE_URL":
             monkeypatch.delenv(name)
     yield
 

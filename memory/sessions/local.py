@@ -1,0 +1,129 @@
+"""``memory://``: sessions in this process, for development, tests and a single-process server.
+
+It interprets the same Redis commands the other backends send (only the few that ``commands.py`` uses),
+with Redis's index rules and expiry, under one lock: a batch is as atomic as MULTI/EXEC. Nothing is shared
+between processes or survives a restart. Expired keys are dropped when touched and swept once a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from memory.errors import SessionStoreError
+from memory.sessions.commands import Command, CommandSessionStore
+
+SWEEP_INTERVAL_SECONDS = 1.0
+WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+COMMANDS = frozenset({"RPUSH", "LRANGE", "LTRIM", "EXPIRE", "TTL", "SADD", "SREM", "SMEMBERS", "DEL"})
+
+
+def _bounds(length: int, start: int, stop: int) -> tuple[int, int]:
+    """Redis's inclusive [start, stop] (negative from the end) as a Python slice, clamped."""
+    start = max(length + start if start < 0 else start, 0)
+    stop = min(length + stop if stop < 0 else stop, length - 1)
+    return start, stop + 1
+
+
+class LocalSessionStore(CommandSessionStore):
+    backend = "memory"
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, **options: Any) -> None:
+        super().__init__(**options)
+        self._clock = clock
+        self._values: dict[str, list[str] | set[str]] = {}
+        self._expires: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._last_sweep = 0.0
+        self._now = 0.0
+
+    def _run(self, commands: Sequence[Command], *, atomic: bool) -> list[Any]:
+        with self._lock:
+            self._now = now = self._clock()
+            if now - self._last_sweep >= SWEEP_INTERVAL_SECONDS:
+                for key in [key for key, at in self._expires.items() if at <= now]:
+                    self._drop(key)
+                self._last_sweep = now
+            return [self._execute(str(name).upper(), [str(arg) for arg in args]) for name, *args in commands]
+
+    def close(self) -> None:
+        """Nothing to release: the data lives as long as this object."""
+
+    def _execute(self, name: str, args: list[str]) -> Any:
+        handler = getattr(self, f"_{name.lower()}", None)
+        if name not in COMMANDS or handler is None:
+            raise NotImplementedError(f"the in-process session store does not interpret {name}")
+        for key in args if name == "DEL" else args[:1]:
+            if self._expires.get(key, self._now + 1) <= self._now:
+                self._drop(key)
+        return handler(*args)
+
+    def _list(self, key: str) -> list[str]:
+        values = self._values.setdefault(key, [])
+        if not isinstance(values, list):
+            raise SessionStoreError(WRONGTYPE)
+        return values
+
+    def _set(self, key: str) -> set[str]:
+        members = self._values.setdefault(key, set())
+        if not isinstance(members, set):
+            raise SessionStoreError(WRONGTYPE)
+        return members
+
+    def _rpush(self, key: str, *values: str) -> int:
+        stored = self._list(key)
+        stored.extend(values)
+        return len(stored)
+
+    def _lrange(self, key: str, start: str, stop: str) -> list[str]:
+        values = self._list(key)
+        self._forget_if_empty(key)
+        begin, end = _bounds(len(values), int(start), int(stop))
+        return list(values[begin:end])
+
+    def _ltrim(self, key: str, start: str, stop: str) -> str:
+        self._values[key] = self._lrange(key, start, stop)
+        self._forget_if_empty(key)
+        return "OK"
+
+    def _expire(self, key: str, seconds: str) -> int:
+        if key not in self._values:
+            return 0
+        self._expires[key] = self._now + int(seconds)
+        return 1
+
+    def _ttl(self, key: str) -> int:
+        if key not in self._values:
+            return -2
+        return round(self._expires[key] - self._now) if key in self._expires else -1
+
+    def _sadd(self, key: str, *members: str) -> int:
+        stored = self._set(key)
+        added = set(members) - stored
+        stored.update(added)
+        return len(added)
+
+    def _srem(self, key: str, *members: str) -> int:
+        stored = self._set(key)
+        removed = stored & set(members)
+        stored.difference_update(removed)
+        self._forget_if_empty(key)
+        return len(removed)
+
+    def _smembers(self, key: str) -> set[str]:
+        members = set(self._set(key))
+        self._forget_if_empty(key)
+        return members
+
+    def _del(self, *keys: str) -> int:
+        return sum(self._drop(key) for key in keys)
+
+    def _forget_if_empty(self, key: str) -> None:
+        if not self._values.get(key):
+            self._drop(key)
+
+    def _drop(self, key: str) -> bool:
+        self._expires.pop(key, None)
+        return self._values.pop(key, None) is not None
