@@ -9,7 +9,9 @@ from memory.stores.base import MemoryStore, Tracer
 from memory.stores.postgres_url import is_postgres_url
 
 SUPPORTED_URLS = (
-    "sqlite:///path/to/file.db (a file), sqlite:// (in memory), postgresql://user:password@host:5432/dbname"
+    "sqlite:///path/to/file.db (a file), sqlite:// (in memory), postgresql://user:password@host:5432/dbname, "
+    "qdrant://host:6333 (a Qdrant server; qdrants:// for TLS, the API key in QDRANT_API_KEY), "
+    "qdrant+local:///path/to/dir (Qdrant local mode on disk), qdrant+local:// (Qdrant local mode in memory)"
 )
 
 
@@ -49,9 +51,11 @@ def open_store(url: str, *, tracer: Tracer | None = None) -> MemoryStore:
         from memory.stores.postgres import PostgresStore
 
         return PostgresStore(url, tracer=tracer)
-    raise ConfigurationError(
-        f"MEMORY_STORE_URL={redact_url(url)!r}: unknown store; use one of: {SUPPORTED_URLS}"
-    )
+    if scheme in ("qdrant", "qdrants", "qdrant+local"):
+        from memory.stores.qdrant import from_url
+
+        return from_url(url, tracer=tracer)
+    raise ConfigurationError(f"MEMORY_STORE_URL={redact_url(url)!r}: unknown store; use one of: {SUPPORTED_URLS}")
 
 
 __all__ = ["SUPPORTED_URLS", "MemoryStore", "open_store"]

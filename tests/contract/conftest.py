@@ -20,6 +20,7 @@ from memory.embeddings import SentenceTransformerEmbedder
 from memory.models import MemoryEntry, MemoryFilter, Scope
 from memory.stores.base import CAPABILITIES, MemoryStore
 from memory.stores.postgres import PostgresStore
+from memory.stores.qdrant import QdrantStore
 from memory.stores.sqlite import SQLiteStore
 
 
@@ -35,6 +36,8 @@ STORE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], MemoryStore]]
     "sqlite-memory": lambda request, tmp_path: SQLiteStore(":memory:"),
     "sqlite-file": lambda request, tmp_path: SQLiteStore(str(tmp_path / "m.db")),
     "postgres": postgres_store,
+    "qdrant-local": lambda request, tmp_path: QdrantStore(":memory:"),
+    "qdrant-local-file": lambda request, tmp_path: QdrantStore(str(tmp_path / "qdrant")),
 }
 
 # No contract test writes here: the store fixture checks it is empty before and after each test.
