@@ -16,6 +16,7 @@ from memory.errors import (
     EmbeddingError,
     InvalidInputError,
     MemoryNotFoundError,
+    SessionStoreError,
     StoreError,
     StoreUnavailableError,
 )
@@ -35,6 +36,7 @@ from memory.models import (
     SearchRequest,
 )
 from memory.service import Memory
+from memory.sessions import SessionStore, Turn, open_session_store
 from memory.stores import MemoryStore, open_store
 
 __version__ = "0.1.0"
@@ -63,10 +65,14 @@ __all__ = [
     "SearchMode",
     "SearchRequest",
     "SentenceTransformerEmbedder",
+    "SessionStore",
+    "SessionStoreError",
     "Settings",
     "StoreError",
     "StoreUnavailableError",
+    "Turn",
     "get_embedder",
     "get_settings",
+    "open_session_store",
     "open_store",
 ]

@@ -110,9 +110,7 @@ pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--store", "store_url", envvar="MEMORY_STORE_URL", help="Store URL (default: MEMORY_STORE_URL)."
-)
+@click.option("--store", "store_url", envvar="MEMORY_STORE_URL", help="Store URL (default: MEMORY_STORE_URL).")
 @click.option("--tenant", "tenant_id", default=DEFAULT_TENANT, show_default=True, help="Tenant id.")
 @click.version_option(package_name="agent-memory")
 @click.pass_context
@@ -262,9 +260,7 @@ def list_memories(
 @output_options
 @pass_context
 @library_errors
-def forget(
-    ctx: Context, user_id: str, memory_id: str | None, everything: bool, yes: bool, as_json: bool
-) -> None:
+def forget(ctx: Context, user_id: str, memory_id: str | None, everything: bool, yes: bool, as_json: bool) -> None:
     """Forget one memory (--id) or everything about a user (--all)."""
     if bool(memory_id) == everything:
         raise click.UsageError("give exactly one of --id ID or --all")
@@ -295,17 +291,12 @@ def history(ctx: Context, user_id: str, memory_id: str | None, limit: int, as_js
         emit_json([event.as_dict() for event in events])
         return
     now = time.time()
-    rows = [
-        (age(e.created_at, now), e.kind.value, e.memory_id, e.related_id or "", e.content or "")
-        for e in events
-    ]
+    rows = [(age(e.created_at, now), e.kind.value, e.memory_id, e.related_id or "", e.content or "") for e in events]
     print_table(rows, ("when", "event", "memory", "related", "content"))
 
 
 @main.command()
-@click.option(
-    "--url", help="Postgres URL of the schema owner (default: DATABASE_URL, else MEMORY_STORE_URL)."
-)
+@click.option("--url", help="Postgres URL of the schema owner (default: DATABASE_URL, else MEMORY_STORE_URL).")
 @library_errors
 def migrate(url: str | None) -> None:
     """Bring the Postgres schema to the latest revision (alembic upgrade head). SQLite needs nothing."""
@@ -363,9 +354,7 @@ def demo(ctx: Context, user_id: str) -> None:
             elapsed = (time.perf_counter() - started) * 1000
             click.echo(f"\nrecall    {question}   ({elapsed:.0f} ms)")
             for rank, hit in enumerate(hits, start=1):
-                click.echo(
-                    f"  {rank}. {hit.entry.content}\n     score {hit.score:.3f}: {'; '.join(hit.reasons)}"
-                )
+                click.echo(f"  {rank}. {hit.entry.content}\n     score {hit.score:.3f}: {'; '.join(hit.reasons)}")
             if not hits:
                 click.echo("  (nothing relevant)")
         ctx.memory.close()

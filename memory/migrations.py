@@ -38,15 +38,11 @@ def upgrade(url: str | None = None) -> tuple[str, str]:
         from alembic.script import ScriptDirectory
         from sqlalchemy.exc import OperationalError
     except ImportError as exc:
-        raise ConfigurationError(
-            "migrations need the postgres extra: pip install 'agent-memory[postgres]'"
-        ) from exc
+        raise ConfigurationError("migrations need the postgres extra: pip install 'agent-memory[postgres]'") from exc
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("sqlalchemy.url", sqlalchemy_url(target).replace("%", "%%"))
     try:
         command.upgrade(config, "head")
     except OperationalError as exc:
-        raise StoreUnavailableError(
-            f"cannot migrate: the database refused the connection ({exc.orig})"
-        ) from exc
+        raise StoreUnavailableError(f"cannot migrate: the database refused the connection ({exc.orig})") from exc
     return ScriptDirectory.from_config(config).get_current_head() or "base", target

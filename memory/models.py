@@ -135,9 +135,7 @@ def validate_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
             raise InvalidInputError(f"each tag must be a non-empty string, got {tag!r}")
         tag = tag.strip().lower()
         if len(tag) > MAX_TAG_CHARS or _CONTROL.search(tag):
-            raise InvalidInputError(
-                f"tag {tag[:20]!r}... must be at most {MAX_TAG_CHARS} printable characters"
-            )
+            raise InvalidInputError(f"tag {tag[:20]!r}... must be at most {MAX_TAG_CHARS} printable characters")
         if tag not in cleaned:
             cleaned.append(tag)
     if len(cleaned) > MAX_TAGS:

@@ -241,9 +241,7 @@ class Memory:
         if tags is not None:
             changes["tags"] = tags
         if not changes:
-            raise InvalidInputError(
-                "nothing to update: give content, memory_type, importance, tags or metadata"
-            )
+            raise InvalidInputError("nothing to update: give content, memory_type, importance, tags or metadata")
         return self.store.update(Scope(user_id, tenant_id), memory_id, changes)
 
     def delete(self, user_id: str, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
@@ -256,9 +254,7 @@ class Memory:
 
     def prune(self, user_id: str, keep_top: int, *, tenant_id: str = DEFAULT_TENANT) -> list[str]:
         """Archive all but the ``keep_top`` most important and recent memories; returns the archived ids."""
-        return self.store.prune(
-            Scope(user_id, tenant_id), keep_top, ranking=self.settings.ranking, now=time.time()
-        )
+        return self.store.prune(Scope(user_id, tenant_id), keep_top, ranking=self.settings.ranking, now=time.time())
 
     # -- reads ---------------------------------------------------------------------------------------
     def search(

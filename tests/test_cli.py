@@ -47,9 +47,9 @@ def test_remember_reports_merge_and_supersede(run) -> None:
 
 
 def test_list_history_and_forget(run) -> None:
-    memory_id = json.loads(run("remember", "--user", "u1", "I like jazz", "--tag", "music", "--json").output)[
-        "memory"
-    ]["id"]
+    memory_id = json.loads(run("remember", "--user", "u1", "I like jazz", "--tag", "music", "--json").output)["memory"][
+        "id"
+    ]
     run("remember", "--user", "u2", "I like jazz")
     table = run("list", "--user", "u1").output
     assert memory_id in table and "music" in table

@@ -41,38 +41,24 @@ def defined_tests() -> list[str]:
 
 
 def manifest() -> set[str]:
-    return {
-        line.strip()
-        for line in MANIFEST.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
+    return {line.strip() for line in MANIFEST.read_text().splitlines() if line.strip() and not line.startswith("#")}
 
 
 def test_manifest_matches_the_contract_tests() -> None:
     found = defined_tests()
 
-    assert [name for name, n in Counter(found).items() if n > 1] == [], (
-        "redefined: the later one hides the first"
-    )
-    assert sorted(manifest() - set(found)) == [], (
-        "contract tests were removed; restore them or edit MANIFEST.txt"
-    )
-    assert sorted(set(found) - manifest()) == [], (
-        "new contract tests: add them to tests/contract/MANIFEST.txt"
-    )
+    assert [name for name, n in Counter(found).items() if n > 1] == [], "redefined: the later one hides the first"
+    assert sorted(manifest() - set(found)) == [], "contract tests were removed; restore them or edit MANIFEST.txt"
+    assert sorted(set(found) - manifest()) == [], "new contract tests: add them to tests/contract/MANIFEST.txt"
 
 
 def test_no_contract_test_is_disabled_or_overridden() -> None:
     """Backends differ by capability (``requires``), never by a skip or xfail written for one of them,
     and no module swaps the shared fixtures for its own."""
     for module, tree in contract_modules().items():
-        disabled = [
-            f"line {n.lineno}" for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in DISABLING
-        ]
+        disabled = [f"line {n.lineno}" for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in DISABLING]
         assert disabled == [], f"{module} skips or xfails tests: {disabled}"
-        shadowed = [
-            n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name in SHARED_FIXTURES
-        ]
+        shadowed = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name in SHARED_FIXTURES]
         assert shadowed == [], f"{module} overrides contract fixtures: {shadowed}"
 
 
@@ -113,14 +99,10 @@ def test_every_backend_runs_every_contract_test() -> None:
     for line in collected.stdout.splitlines():
         if match := re.fullmatch(r"tests/contract/(\S+?\.py::\w+)(?:\[(.*)\])?", line.strip()):
             name, params = match.groups()
-            backends[name] |= {
-                b for b in STORE_FACTORIES if params and re.search(rf"(^|-){re.escape(b)}(-|$)", params)
-            }
+            backends[name] |= {b for b in STORE_FACTORIES if params and re.search(rf"(^|-){re.escape(b)}(-|$)", params)}
 
     assert set(backends) == manifest()
     missing = {
-        name: sorted(set(STORE_FACTORIES) - got)
-        for name, got in backends.items()
-        if got != set(STORE_FACTORIES)
+        name: sorted(set(STORE_FACTORIES) - got) for name, got in backends.items() if got != set(STORE_FACTORIES)
     }
     assert missing == {}

@@ -16,9 +16,7 @@ README = (Path(__file__).parent.parent / "README.md").read_text()
 
 @pytest.mark.parametrize("field", sorted(Settings.model_fields))
 def test_every_setting_is_in_the_configuration_table(field: str) -> None:
-    assert re.search(rf"^\| `{env_name(field)}` \|", README, re.MULTILINE), (
-        f"{env_name(field)} is undocumented"
-    )
+    assert re.search(rf"^\| `{env_name(field)}` \|", README, re.MULTILINE), f"{env_name(field)} is undocumented"
 
 
 def test_the_readme_names_no_setting_that_does_not_exist() -> None:

@@ -83,9 +83,7 @@ def test_entry_normalises_what_it_is_given() -> None:
         pytest.param({"content": ""}, "content must not be empty", id="empty-content"),
         pytest.param({"content": " \n "}, "content must not be empty", id="blank-content"),
         pytest.param({"content": b"bytes"}, "content must be a string", id="bytes-content"),
-        pytest.param(
-            {"memory_type": "opinion"}, "unknown memory type 'opinion'; use one of: preference", id="type"
-        ),
+        pytest.param({"memory_type": "opinion"}, "unknown memory type 'opinion'; use one of: preference", id="type"),
         pytest.param({"importance": -0.1}, "importance", id="importance-low"),
         pytest.param({"importance": 1.1}, "importance", id="importance-high"),
         pytest.param({"importance": math.nan}, "importance", id="importance-nan"),
@@ -97,9 +95,7 @@ def test_entry_normalises_what_it_is_given() -> None:
         pytest.param({"tags": ["  "]}, "each tag", id="tag-blank"),
         pytest.param({"tags": ["x" * (MAX_TAG_CHARS + 1)]}, f"at most {MAX_TAG_CHARS}", id="tag-long"),
         pytest.param({"tags": ["a\x07"]}, "printable", id="tag-control"),
-        pytest.param(
-            {"tags": [f"t{i}" for i in range(MAX_TAGS + 1)]}, f"at most {MAX_TAGS} tags", id="tags-many"
-        ),
+        pytest.param({"tags": [f"t{i}" for i in range(MAX_TAGS + 1)]}, f"at most {MAX_TAGS} tags", id="tags-many"),
         pytest.param({"metadata": ["a"]}, "metadata must be a JSON object", id="metadata-list"),
         pytest.param({"created_at": 10.0, "expires_at": 10.0}, "expires_at", id="expires-at-creation"),
         pytest.param({"embedding": [[0.1, 0.2]]}, "embedding", id="embedding-2d"),
@@ -171,9 +167,7 @@ def test_content_hash_ignores_case_and_trailing_punctuation(variant: str) -> Non
     assert content_hash(variant) == content_hash("I like tea")
 
 
-@pytest.mark.parametrize(
-    "different", ["I like tea too", "I, like tea", "...I like tea", "I like teas", "I like tea:"]
-)
+@pytest.mark.parametrize("different", ["I like tea too", "I, like tea", "...I like tea", "I like teas", "I like tea:"])
 def test_content_hash_keeps_everything_else(different: str) -> None:
     assert content_hash(different) != content_hash("I like tea")
 

@@ -30,9 +30,7 @@ def test_recency_halves_at_the_half_life_and_ignores_the_future() -> None:
 def test_score_adds_weighted_importance_and_recency() -> None:
     ranking = Ranking(rrf_k=60, importance_weight=0.1, recency_weight=0.05, recency_half_life_days=30.0)
 
-    got = r.score(
-        vector_rank=1, keyword_rank=None, importance=0.8, updated_at=0.0, now=30 * DAY, ranking=ranking
-    )
+    got = r.score(vector_rank=1, keyword_rank=None, importance=0.8, updated_at=0.0, now=30 * DAY, ranking=ranking)
 
     assert got == pytest.approx(0.5 + 0.1 * 0.8 + 0.05 * 0.5)
 

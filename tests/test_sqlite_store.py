@@ -78,9 +78,7 @@ def test_a_newer_schema_is_refused(db: Path) -> None:
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
 def test_a_search_is_one_statement(embedder, mode: str) -> None:
     statements: list[tuple[str, Any]] = []
-    mem = Memory(
-        SQLiteStore(tracer=lambda sql, params: statements.append((sql, params))), embedder, get_settings()
-    )
+    mem = Memory(SQLiteStore(tracer=lambda sql, params: statements.append((sql, params))), embedder, get_settings())
     for text in ("I own a red bike", "My bike has a flat tyre", "I ride to work"):
         mem.remember("alice", text)
     statements.clear()
@@ -181,9 +179,7 @@ def test_a_file_that_is_not_a_database_is_a_store_error(db: Path) -> None:
         assert isinstance(info.value.__cause__, DRIVER.error)
 
 
-PROTOCOL_METHODS = {
-    name for name, f in vars(MemoryStore).items() if inspect.isfunction(f) and not name.startswith("_")
-}
+PROTOCOL_METHODS = {name for name, f in vars(MemoryStore).items() if inspect.isfunction(f) and not name.startswith("_")}
 # Every protocol method but open and close, called with valid arguments.
 CALLS: dict[str, Callable[[SQLiteStore, MemoryEntry], object]] = {
     "add": lambda s, e: s.add(e),
@@ -192,9 +188,7 @@ CALLS: dict[str, Callable[[SQLiteStore, MemoryEntry], object]] = {
     "get_by_hash": lambda s, e: s.get_by_hash(ALICE, e.content_hash),
     "list": lambda s, e: s.list(ALICE),
     "count": lambda s, e: s.count(ALICE),
-    "search": lambda s, e: s.search(
-        ALICE, SearchRequest(text="red bike", embedding=e.embedding, ranking=Ranking())
-    ),
+    "search": lambda s, e: s.search(ALICE, SearchRequest(text="red bike", embedding=e.embedding, ranking=Ranking())),
     "update": lambda s, e: s.update(ALICE, e.id, {"importance": 0.9}),
     "delete": lambda s, e: s.delete(ALICE, e.id),
     "forget_user": lambda s, e: s.forget_user(ALICE),

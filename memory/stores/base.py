@@ -149,6 +149,5 @@ def check_changes(changes: Mapping[str, Any]) -> None:
     unknown = set(changes) - UPDATABLE_FIELDS
     if unknown:
         raise InvalidInputError(
-            f"cannot update {', '.join(sorted(unknown))}; "
-            f"updatable fields: {', '.join(sorted(UPDATABLE_FIELDS))}"
+            f"cannot update {', '.join(sorted(unknown))}; updatable fields: {', '.join(sorted(UPDATABLE_FIELDS))}"
         )

@@ -251,9 +251,7 @@ class SQLiteStore:
                 conn.close()
                 if not isinstance(exc, driver.error):
                     raise
-                raise StoreUnavailableError(
-                    f"cannot prepare the SQLite database {self.path!r}: {exc}"
-                ) from exc
+                raise StoreUnavailableError(f"cannot prepare the SQLite database {self.path!r}: {exc}") from exc
             self._conn = conn
 
     def close(self) -> None:
@@ -321,9 +319,7 @@ class SQLiteStore:
         with self._session(write=True) as conn:
             for entry, row in zip(entries, rows, strict=True):
                 self._run(conn, INSERT_SQL, row)
-                self._record(
-                    conn, entry.scope, entry.id, EventKind.ADDED, entry.created_at, content=entry.content
-                )
+                self._record(conn, entry.scope, entry.id, EventKind.ADDED, entry.created_at, content=entry.content)
         return list(entries)
 
     def update(

@@ -96,9 +96,7 @@ def migrate(conn: Any) -> int:
     for version in range(found, SCHEMA_VERSION):
         # One script per step, inside one transaction: a failed step leaves the previous version intact.
         try:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;\n{STEPS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
-            )
+            conn.executescript(f"BEGIN IMMEDIATE;\n{STEPS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;")
         except BaseException:
             if conn.in_transaction:
                 conn.rollback()

@@ -22,9 +22,7 @@ branch_labels = None
 depends_on = None
 
 APP_ROLE = "agent_memory_app"
-SCOPE = (
-    "tenant_id = current_setting('app.tenant_id', true) AND user_id = current_setting('app.user_id', true)"
-)
+SCOPE = "tenant_id = current_setting('app.tenant_id', true) AND user_id = current_setting('app.user_id', true)"
 TABLES = ("memories", "memory_events", "memory_profiles")
 
 

@@ -38,8 +38,7 @@ def entries(store: MemoryStore, make_entry) -> list:
     """Varied importance and age, so the importance and recency terms are not constant."""
     now = time.time()
     batch = [
-        make_entry(text, importance=(i % 5) / 4, created_at=now - (i * 7 % 40) * DAY)
-        for i, text in enumerate(TEXTS)
+        make_entry(text, importance=(i % 5) / 4, created_at=now - (i * 7 % 40) * DAY) for i, text in enumerate(TEXTS)
     ]
     return store.add_many(batch)
 
@@ -51,9 +50,7 @@ def exact_cosine(entries: list, query: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("query", ["bike repair", "what do I eat", "weather and commuting"])
-def test_vector_order_and_similarity_are_exact_cosine(
-    store: MemoryStore, entries: list, embedder, query: str
-) -> None:
+def test_vector_order_and_similarity_are_exact_cosine(store: MemoryStore, entries: list, embedder, query: str) -> None:
     embedding = embedder.embed([query])[0]
     request = SearchRequest(
         text=query,
@@ -75,9 +72,7 @@ def test_vector_order_and_similarity_are_exact_cosine(
 
 
 @pytest.mark.parametrize("query", ["bike repair", "commute in the rain", "cycling"])
-def test_hybrid_scores_equal_the_reference_formula(
-    store: MemoryStore, entries: list, embedder, query: str
-) -> None:
+def test_hybrid_scores_equal_the_reference_formula(store: MemoryStore, entries: list, embedder, query: str) -> None:
     ranking = Ranking(
         rrf_k=10, importance_weight=0.3, recency_weight=0.2, recency_half_life_days=7.0, min_similarity=0.2
     )
@@ -103,16 +98,12 @@ def test_hybrid_scores_equal_the_reference_formula(
             ranking=ranking,
         )
         assert hit.score == pytest.approx(expected, abs=1e-9)
-        assert hit.recency == pytest.approx(
-            reference.recency(hit.entry.updated_at, request.now, 7.0), abs=1e-9
-        )
+        assert hit.recency == pytest.approx(reference.recency(hit.entry.updated_at, request.now, 7.0), abs=1e-9)
     # Every candidate is returned (top_k exceeds the corpus), so the ranks are complete and the order is
     # the reference order: score, then newer created_at, then id.
     cosine = dict(zip((e.id for e in entries), exact_cosine(entries, request.embedding), strict=True))
     by_meaning = sorted((i for i in cosine if cosine[i] >= 0.2), key=lambda i: -cosine[i])
-    assert {h.entry.id: h.vector_rank for h in hits if h.vector_rank} == {
-        i: r for r, i in enumerate(by_meaning, 1)
-    }
+    assert {h.entry.id: h.vector_rank for h in hits if h.vector_rank} == {i: r for r, i in enumerate(by_meaning, 1)}
     assert sorted(h.keyword_rank for h in hits if h.keyword_rank) == list(
         range(1, sum(1 for h in hits if h.keyword_rank) + 1)
     )

@@ -57,9 +57,7 @@ def ranked(mem: Memory, query: str, mode: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("query", "target"), PARAPHRASES, ids=[q for q, _ in PARAPHRASES])
-def test_paraphrase_without_a_shared_word_is_found_by_meaning(
-    corpus: Memory, query: str, target: str
-) -> None:
+def test_paraphrase_without_a_shared_word_is_found_by_meaning(corpus: Memory, query: str, target: str) -> None:
     assert content_words(query) & content_words(target) == set()
 
     assert target in ranked(corpus, query, "hybrid")[:3]

@@ -24,9 +24,7 @@ FACTS = ["I play chess", "I grow tomatoes", "I speak Finnish", "I own a kayak", 
 
 
 def remember_all(mem: Memory, importances: list[float], user: str = "alice") -> list[str]:
-    return [
-        mem.remember(user, text, importance=i).entry.id for text, i in zip(FACTS, importances, strict=False)
-    ]
+    return [mem.remember(user, text, importance=i).entry.id for text, i in zip(FACTS, importances, strict=False)]
 
 
 def test_prune_archives_all_but_the_most_important(mem: Memory) -> None:
@@ -110,9 +108,7 @@ def test_delete_leaves_no_copy_of_the_content_in_history(mem: Memory) -> None:
     mem.delete("alice", secret.id)
 
     leaked = [
-        ev
-        for ev in mem.history("alice", secret.id)
-        if "PIN" in f"{ev.content} {ev.previous_content} {ev.details}"
+        ev for ev in mem.history("alice", secret.id) if "PIN" in f"{ev.content} {ev.previous_content} {ev.details}"
     ]
     assert leaked == []
 

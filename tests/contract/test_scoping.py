@@ -74,19 +74,13 @@ def test_list_count_and_history_stay_in_scope(mem: Memory, world: SimpleNamespac
     [
         pytest.param(lambda m, w: m.update("alice", w.bob_id, content="hacked"), id="update-content"),
         pytest.param(lambda m, w: m.update("alice", w.bob_id, importance=1.0), id="update-importance"),
-        pytest.param(
-            lambda m, w: m.update("bob", w.bob_id, tags=["x"], tenant_id="acme"), id="update-tenant"
-        ),
+        pytest.param(lambda m, w: m.update("bob", w.bob_id, tags=["x"], tenant_id="acme"), id="update-tenant"),
         pytest.param(lambda m, w: m.delete("alice", w.bob_id), id="delete"),
         pytest.param(lambda m, w: m.delete("bob", w.bob_id, tenant_id="acme"), id="delete-tenant"),
-        pytest.param(
-            lambda m, w: m.remember("alice", "My locker code is 9999", supersedes=w.bob_id), id="supersede"
-        ),
+        pytest.param(lambda m, w: m.remember("alice", "My locker code is 9999", supersedes=w.bob_id), id="supersede"),
     ],
 )
-def test_writes_to_another_scope_raise_not_found_and_change_nothing(
-    mem: Memory, world: SimpleNamespace, call
-) -> None:
+def test_writes_to_another_scope_raise_not_found_and_change_nothing(mem: Memory, world: SimpleNamespace, call) -> None:
     before = snapshot(mem, Scope("bob")), snapshot(mem, ALICE), snapshot(mem, ACME)
 
     with pytest.raises(MemoryNotFoundError):

@@ -21,10 +21,7 @@ MEMORIES = [
 
 @pytest.fixture
 def ids(mem: Memory) -> dict[str, str]:
-    return {
-        text: mem.remember("alice", text, memory_type=kind, tags=tags).entry.id
-        for text, kind, tags in MEMORIES
-    }
+    return {text: mem.remember("alice", text, memory_type=kind, tags=tags).entry.id for text, kind, tags in MEMORIES}
 
 
 def by_type(kind: str) -> set[str]:
@@ -48,9 +45,7 @@ def test_search_filters_by_type_and_tag(mem: Memory, ids: dict[str, str], mode: 
     assert found(memory_types=["task", "decision"]) <= by_type("task") | by_type("decision")
     assert found(memory_types=["task", "decision"])
     assert found(tags=["work"]) == by_tag("work") & everything
-    assert (
-        found(tags=["WORK", "food"]) == by_tag("work", "food") & everything
-    )  # tags match case-insensitively
+    assert found(tags=["WORK", "food"]) == by_tag("work", "food") & everything  # tags match case-insensitively
     assert found(memory_types=["fact"], tags=["travel"]) == {"My train to Vienna leaves at 9"}
 
 
@@ -78,9 +73,7 @@ def test_list_is_newest_first_and_pages(mem: Memory, ids: dict[str, str]) -> Non
 
 def test_list_breaks_created_at_ties_by_id(mem: Memory, make_entry) -> None:
     now = time.time()
-    entries = [
-        make_entry(f"Fact number {n}", id=memory_id, created_at=now) for n, memory_id in enumerate("cab")
-    ]
+    entries = [make_entry(f"Fact number {n}", id=memory_id, created_at=now) for n, memory_id in enumerate("cab")]
     mem.store.add_many(entries)
 
     assert [e.id for e in mem.store.list(ALICE)] == ["a", "b", "c"]

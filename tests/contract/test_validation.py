@@ -31,21 +31,11 @@ CALLS = [
     pytest.param(lambda m: m.remember("alice", " \n\t "), "content", id="blank-content"),
     pytest.param(lambda m: m.remember("alice", 17), "content", id="int-content"),
     pytest.param(lambda m: m.remember("alice", "x" * 2001), "content.*2000", id="long-content"),
-    pytest.param(
-        lambda m: m.remember("alice", "I like tea", importance=-0.1), "importance", id="importance-negative"
-    ),
-    pytest.param(
-        lambda m: m.remember("alice", "I like tea", importance=1.1), "importance", id="importance-above-1"
-    ),
-    pytest.param(
-        lambda m: m.remember("alice", "I like tea", importance=math.nan), "importance", id="importance-nan"
-    ),
-    pytest.param(
-        lambda m: m.remember("alice", "I like tea", importance=True), "importance", id="importance-bool"
-    ),
-    pytest.param(
-        lambda m: m.remember("alice", "I like tea", importance="high"), "importance", id="importance-str"
-    ),
+    pytest.param(lambda m: m.remember("alice", "I like tea", importance=-0.1), "importance", id="importance-negative"),
+    pytest.param(lambda m: m.remember("alice", "I like tea", importance=1.1), "importance", id="importance-above-1"),
+    pytest.param(lambda m: m.remember("alice", "I like tea", importance=math.nan), "importance", id="importance-nan"),
+    pytest.param(lambda m: m.remember("alice", "I like tea", importance=True), "importance", id="importance-bool"),
+    pytest.param(lambda m: m.remember("alice", "I like tea", importance="high"), "importance", id="importance-str"),
     pytest.param(
         lambda m: m.remember("alice", "I like tea", memory_type="opinion"),
         "memory type.*preference",
@@ -65,9 +55,7 @@ CALLS = [
     pytest.param(lambda m: m.search("alice", "tea", top_k=2.5), "top_k", id="top_k-float"),
     pytest.param(lambda m: m.search("alice", "tea", mode="semantic"), "mode.*hybrid", id="unknown-mode"),
     pytest.param(lambda m: m.search("alice", "   "), "query", id="blank-query"),
-    pytest.param(
-        lambda m: m.search("alice", "tea", memory_types=["opinion"]), "memory type", id="search-unknown-type"
-    ),
+    pytest.param(lambda m: m.search("alice", "tea", memory_types=["opinion"]), "memory type", id="search-unknown-type"),
     pytest.param(lambda m: m.search("alice", "tea", tags="drinks"), "tags", id="search-tags-str"),
     pytest.param(lambda m: m.list("alice", tags="drinks"), "tags", id="list-tags-str"),
     pytest.param(lambda m: m.list("alice", limit=0), "limit", id="limit-0"),
@@ -89,9 +77,7 @@ def assert_unchanged(mem: Memory, existing: str) -> None:
 
 @pytest.mark.parametrize("user", BAD_USER_IDS, ids=repr)
 @pytest.mark.parametrize("method", list(BY_USER))
-def test_bad_user_id_is_rejected_by_every_method(
-    mem: Memory, existing: str, method: str, user: object
-) -> None:
+def test_bad_user_id_is_rejected_by_every_method(mem: Memory, existing: str, method: str, user: object) -> None:
     with pytest.raises(InvalidInputError, match="user_id") as info:
         BY_USER[method](mem, user, existing)
 
