@@ -1,4 +1,4 @@
-"""Qdrant: local mode (a directory, or in memory) for local runs, a server for real ones. qdrant-client 1.10+.
+"""Qdrant: local mode (a directory, or in memory) for local runs, a server for real ones. qdrant-client 1.13+.
 
 Layout in ``qdrant_schema``: a memory is a point with a dense vector and a sparse vector of its stemmed,
 hashed words (``qdrant_keywords``), which Qdrant weighs by ``Modifier.IDF`` (BM25-like, no model to
