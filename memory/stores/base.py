@@ -13,6 +13,8 @@ Errors: a store raises only ``memory.errors`` types; driver errors are translate
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -151,3 +153,20 @@ def check_changes(changes: Mapping[str, Any]) -> None:
         raise InvalidInputError(
             f"cannot update {', '.join(sorted(unknown))}; updatable fields: {', '.join(sorted(UPDATABLE_FIELDS))}"
         )
+
+
+def apply_changes(
+    before: MemoryEntry, changes: Mapping[str, Any], *, related_id: str | None, details: Mapping[str, Any] | None
+) -> tuple[MemoryEntry, dict[str, Any]]:
+    """What every store's ``update`` does before it writes: the new entry (validated, ``updated_at`` now
+    unless given) and the fields of its history event (which fields changed, the text before, the link)."""
+    after = dataclasses.replace(before, **{"updated_at": time.time(), **changes})
+    compared = set(changes) - {"embedding", "updated_at"}
+    changed = sorted(k for k in compared if getattr(before, k) != getattr(after, k))
+    event_fields = {
+        "content": after.content,
+        "previous_content": before.content if before.content != after.content else None,
+        "related_id": related_id,
+        "details": {"changed": changed, **(details or {})},
+    }
+    return after, event_fields

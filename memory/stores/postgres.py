@@ -42,7 +42,7 @@ from memory.models import (
     SearchRequest,
 )
 from memory.ranking import RETENTION_IMPORTANCE_SHARE, SECONDS_PER_DAY
-from memory.stores.base import Tracer, check_changes
+from memory.stores.base import Tracer, apply_changes, check_changes
 from memory.stores.postgres_url import psycopg_url
 
 # The Alembic revision this code speaks to; a test keeps it equal to the migrations' head.
@@ -413,18 +413,9 @@ class PostgresStore:
             row = self._run(cursor, GET_FOR_UPDATE_SQL, {**_scope_params(scope), "id": memory_id}).fetchone()
             if row is None:
                 raise MemoryNotFoundError(f"no memory {memory_id!r} for this user")
-            before = _entry_from_row(row)
-            after = dataclasses.replace(before, **{"updated_at": time.time(), **changes})
+            after, event_fields = apply_changes(_entry_from_row(row), changes, related_id=related_id, details=details)
             self._run(cursor, UPDATE_SQL, _entry_params(after))
-            compared = set(changes) - {"embedding", "updated_at"}
-            changed = sorted(k for k in compared if getattr(before, k) != getattr(after, k))
-            self._record(
-                cursor, scope, memory_id, event, after.updated_at,
-                content=after.content,
-                previous_content=before.content if before.content != after.content else None,
-                related_id=related_id,
-                details={"changed": changed, **(details or {})},
-            )  # fmt: skip
+            self._record(cursor, scope, memory_id, event, after.updated_at, **event_fields)
             return after
 
         return self._in_scope(scope, apply)

@@ -50,7 +50,7 @@ from memory.models import (
     SearchRequest,
 )
 from memory.stores import qdrant_keywords as keywords
-from memory.stores.base import Tracer, check_changes
+from memory.stores.base import Tracer, apply_changes, check_changes
 from memory.stores.qdrant_schema import (
     ACTIVE,
     DENSE,
@@ -269,22 +269,12 @@ class QdrantStore:
             before = self.get(scope, memory_id)
             if before is None:
                 raise MemoryNotFoundError(f"no memory {memory_id!r} for this user")
-            after = dataclasses.replace(before, **{"updated_at": time.time(), **changes})
+            after, event_fields = apply_changes(before, changes, related_id=related_id, details=details)
             point = memory_point(after, self.dimensions)
             if (after.content_hash, after.status) != (before.content_hash, before.status):
                 self._check_unique(scope, [after], updating=memory_id)
             self._call("upsert", collection_name=self.memories, points=[point], wait=True)
-            compared = set(changes) - {"embedding", "updated_at"}
-            changed = sorted(k for k in compared if getattr(before, k) != getattr(after, k))
-            self._record([
-                event_point(
-                    scope, memory_id, event, after.updated_at,
-                    content=after.content,
-                    previous_content=before.content if before.content != after.content else None,
-                    related_id=related_id,
-                    details={"changed": changed, **(details or {})},
-                )
-            ])  # fmt: skip
+            self._record([event_point(scope, memory_id, event, after.updated_at, **event_fields)])
         return after
 
     def delete(self, scope: Scope, memory_id: str) -> None:

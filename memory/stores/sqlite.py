@@ -40,7 +40,7 @@ from memory.models import (
 )
 from memory.ranking import RETENTION_IMPORTANCE_SHARE, SECONDS_PER_DAY
 from memory.stores import sqlite_schema as schema
-from memory.stores.base import Tracer, check_changes
+from memory.stores.base import Tracer, apply_changes, check_changes
 from memory.stores.sqlite_driver import Driver, connect
 
 # The filter every read applies after the scope; named parameters keep it one constant.
@@ -337,22 +337,9 @@ class SQLiteStore:
             row = self._run(conn, GET_SQL, {**_scope_params(scope), "id": memory_id}).fetchone()
             if row is None:
                 raise MemoryNotFoundError(f"no memory {memory_id!r} for this user")
-            before = _entry_from_row(row)
-            after = dataclasses.replace(before, **{"updated_at": time.time(), **changes})
+            after, event_fields = apply_changes(_entry_from_row(row), changes, related_id=related_id, details=details)
             self._run(conn, UPDATE_SQL, _entry_params(after))
-            compared = set(changes) - {"embedding", "updated_at"}
-            changed = sorted(k for k in compared if getattr(before, k) != getattr(after, k))
-            self._record(
-                conn,
-                scope,
-                memory_id,
-                event,
-                after.updated_at,
-                content=after.content,
-                previous_content=before.content if before.content != after.content else None,
-                related_id=related_id,
-                details={"changed": changed, **(details or {})},
-            )
+            self._record(conn, scope, memory_id, event, after.updated_at, **event_fields)
         return after
 
     def delete(self, scope: Scope, memory_id: str) -> None:
