@@ -28,6 +28,7 @@ from memory.models import (
     SearchHit,
     SearchRequest,
 )
+from memory.ranking import RETENTION_IMPORTANCE_SHARE, SECONDS_PER_DAY
 
 # What a store can do beyond the protocol's core. Contract tests that need one are marked
 # ``@pytest.mark.requires(capability)`` and are skipped, with this registered reason, elsewhere.
@@ -170,3 +171,26 @@ def apply_changes(
         "details": {"changed": changed, **(details or {})},
     }
     return after, event_fields
+
+
+def check_keep_top(keep_top: object) -> int:
+    """``prune``'s bound: a whole number of memories to keep, zero or more."""
+    if isinstance(keep_top, bool) or not isinstance(keep_top, int) or keep_top < 0:
+        from memory.errors import InvalidInputError
+
+        raise InvalidInputError(f"keep_top must be a whole number >= 0, got {keep_top!r}")
+    return keep_top
+
+
+def ranking_params(ranking: Ranking) -> dict[str, Any]:
+    """The named parameters through which the SQL stores compute ``memory.ranking`` (search and prune)."""
+    return {
+        "candidates": ranking.candidates,
+        "min_similarity": ranking.min_similarity,
+        "rrf_k": ranking.rrf_k,
+        "importance_weight": ranking.importance_weight,
+        "recency_weight": ranking.recency_weight,
+        "half_life_days": ranking.recency_half_life_days,
+        "seconds_per_day": SECONDS_PER_DAY,
+        "importance_share": RETENTION_IMPORTANCE_SHARE,
+    }

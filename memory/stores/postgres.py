@@ -41,8 +41,7 @@ from memory.models import (
     SearchMode,
     SearchRequest,
 )
-from memory.ranking import RETENTION_IMPORTANCE_SHARE, SECONDS_PER_DAY
-from memory.stores.base import Tracer, apply_changes, check_changes
+from memory.stores.base import Tracer, apply_changes, check_changes, check_keep_top, ranking_params
 from memory.stores.postgres_url import psycopg_url
 
 # The Alembic revision this code speaks to; a test keeps it equal to the migrations' head.
@@ -441,15 +440,11 @@ class PostgresStore:
         return self._in_scope(scope, forget)
 
     def prune(self, scope: Scope, keep_top: int, *, ranking: Ranking, now: float) -> list[str]:
-        if isinstance(keep_top, bool) or not isinstance(keep_top, int) or keep_top < 0:
-            raise InvalidInputError(f"keep_top must be a whole number >= 0, got {keep_top!r}")
         params = {
             **_scope_params(scope),
             **_filter_params(None, now),
-            "keep_top": keep_top,
-            "importance_share": RETENTION_IMPORTANCE_SHARE,
-            "seconds_per_day": SECONDS_PER_DAY,
-            "half_life_days": ranking.recency_half_life_days,
+            **ranking_params(ranking),
+            "keep_top": check_keep_top(keep_top),
         }
 
         def archive(cursor: Any) -> list[str]:
@@ -492,20 +487,13 @@ class PostgresStore:
     def search(self, scope: Scope, request: SearchRequest) -> list[SearchHit]:
         use_vector = request.mode is not SearchMode.KEYWORD and request.embedding is not None
         use_keyword = request.mode is not SearchMode.VECTOR
-        ranking = request.ranking
         params = {
             **_scope_params(scope),
             **_filter_params(dataclasses.replace(request.filters, include_inactive=False), request.now),
             "embedding": request.embedding if use_vector else None,
             "embedding_model": request.embedding_model,
             "terms": text.keyword_terms(request.text) if use_keyword else [],
-            "candidates": ranking.candidates,
-            "min_similarity": ranking.min_similarity,
-            "rrf_k": ranking.rrf_k,
-            "importance_weight": ranking.importance_weight,
-            "recency_weight": ranking.recency_weight,
-            "half_life_days": ranking.recency_half_life_days,
-            "seconds_per_day": SECONDS_PER_DAY,
+            **ranking_params(request.ranking),
             "top_k": request.top_k,
         }
         rows = self._in_scope(scope, lambda cursor: self._run(cursor, SEARCH_SQL, params).fetchall())

@@ -32,7 +32,6 @@ from memory.errors import (
     AgentMemoryError,
     ConfigurationError,
     DuplicateContentError,
-    InvalidInputError,
     MemoryNotFoundError,
     StoreError,
     StoreUnavailableError,
@@ -50,7 +49,7 @@ from memory.models import (
     SearchRequest,
 )
 from memory.stores import qdrant_keywords as keywords
-from memory.stores.base import Tracer, apply_changes, check_changes
+from memory.stores.base import Tracer, apply_changes, check_changes, check_keep_top
 from memory.stores.qdrant_schema import (
     ACTIVE,
     DENSE,
@@ -298,8 +297,7 @@ class QdrantStore:
         return removed
 
     def prune(self, scope: Scope, keep_top: int, *, ranking: Ranking, now: float) -> list[str]:
-        if isinstance(keep_top, bool) or not isinstance(keep_top, int) or keep_top < 0:
-            raise InvalidInputError(f"keep_top must be a whole number >= 0, got {keep_top!r}")
+        check_keep_top(keep_top)
 
         def retention(p: Mapping[str, Any]) -> float:
             recency = reference.recency(p["updated_at"], now, ranking.recency_half_life_days)

@@ -38,9 +38,8 @@ from memory.models import (
     SearchMode,
     SearchRequest,
 )
-from memory.ranking import RETENTION_IMPORTANCE_SHARE, SECONDS_PER_DAY
 from memory.stores import sqlite_schema as schema
-from memory.stores.base import Tracer, apply_changes, check_changes
+from memory.stores.base import Tracer, apply_changes, check_changes, check_keep_top, ranking_params
 from memory.stores.sqlite_driver import Driver, connect
 
 # The filter every read applies after the scope; named parameters keep it one constant.
@@ -357,15 +356,11 @@ class SQLiteStore:
         return removed
 
     def prune(self, scope: Scope, keep_top: int, *, ranking: Ranking, now: float) -> list[str]:
-        if isinstance(keep_top, bool) or not isinstance(keep_top, int) or keep_top < 0:
-            raise InvalidInputError(f"keep_top must be a whole number >= 0, got {keep_top!r}")
         params = {
             **_scope_params(scope),
             **_filter_params(None, now),
-            "keep_top": keep_top,
-            "importance_share": RETENTION_IMPORTANCE_SHARE,
-            "seconds_per_day": SECONDS_PER_DAY,
-            "half_life_days": ranking.recency_half_life_days,
+            **ranking_params(ranking),
+            "keep_top": check_keep_top(keep_top),
         }
         with self._session(write=True) as conn:
             ids = [row["id"] for row in self._run(conn, PRUNE_SQL, params)]
@@ -407,20 +402,13 @@ class SQLiteStore:
     def search(self, scope: Scope, request: SearchRequest) -> list[SearchHit]:
         use_vector = request.mode is not SearchMode.KEYWORD and request.embedding is not None
         use_keyword = request.mode is not SearchMode.VECTOR
-        ranking = request.ranking
         params = {
             **_scope_params(scope),
             **_filter_params(dataclasses.replace(request.filters, include_inactive=False), request.now),
             "embedding": request.embedding.astype(np.float32).tobytes() if use_vector else None,
             "embedding_model": request.embedding_model,
             "match": fts_query(scope, request.text) if use_keyword else None,
-            "candidates": ranking.candidates,
-            "min_similarity": ranking.min_similarity,
-            "rrf_k": ranking.rrf_k,
-            "importance_weight": ranking.importance_weight,
-            "recency_weight": ranking.recency_weight,
-            "half_life_days": ranking.recency_half_life_days,
-            "seconds_per_day": SECONDS_PER_DAY,
+            **ranking_params(request.ranking),
             "top_k": request.top_k,
         }
         with self._session() as conn:
