@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from memory.cli import age, main, parse_ttl
+from memory.stores.postgres import SCHEMA_REVISION
 
 
 @pytest.fixture
@@ -126,7 +127,7 @@ def test_parse_ttl_and_age() -> None:
 
 def test_migrate_on_postgres_and_recall_through_it(postgres, embedder) -> None:
     migrated = CliRunner().invoke(main, ["migrate", "--url", postgres.owner_url])
-    assert migrated.exit_code == 0 and "schema at revision 0001" in migrated.output
+    assert migrated.exit_code == 0 and f"schema at revision {SCHEMA_REVISION}" in migrated.output
     postgres.truncate()
     app = ["--store", postgres.app_url]
     assert CliRunner().invoke(main, [*app, "remember", "--user", "u1", "My locker code is 4471"]).exit_code == 0

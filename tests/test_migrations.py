@@ -1,5 +1,6 @@
 """The Alembic schema on a fresh database of its own: what ``upgrade head`` creates (row-level security
-enabled and forced, the policies, the vector column kept in the row, the indexes, no HNSW), that
+enabled and forced, the policies, the vector column kept in the row, the covering search indexes and which
+rows they hold, no HNSW), that
 ``downgrade base`` leaves the database clean and the round trip gives the same schema again, and the
 application role's rights: NOLOGIN, no superuser, no BYPASSRLS, owner of nothing."""
 
@@ -18,7 +19,7 @@ from memory.stores.postgres import SCHEMA_REVISION
 from tests.postgres_scratch import ScratchDatabase, scratch_database
 from tests.postgres_support import APP_ROLE, MIGRATIONS_INI, PostgresDatabase, alembic
 
-TABLES = ("memories", "memory_events", "memory_profiles")
+TABLES = ("memories", "memory_events", "memory_profiles", "turn_records")
 SCOPE_EXPRESSION = (
     "((tenant_id = current_setting('app.tenant_id'::text, true)) "
     "AND (user_id = current_setting('app.user_id'::text, true)))"
@@ -150,8 +151,108 @@ def test_the_indexes_exist_and_none_is_approximate(fresh: ScratchDatabase) -> No
         "memories_active_content": "CREATE UNIQUE INDEX memories_active_content ON public.memories "
         "USING btree (tenant_id, user_id, content_hash) WHERE (status = 'active'::text)",
         "memories_tsv": "CREATE INDEX memories_tsv ON public.memories USING gin (tsv)",
+        "memories_vector_search": "CREATE INDEX memories_vector_search ON public.memories "
+        "USING btree (tenant_id, user_id, embedding_model) INCLUDE (expires_at, memory_type, id, search_embedding) "
+        "WHERE ((status = 'active'::text) AND in_vector_index AND (search_embedding IS NOT NULL))",
+        "memories_keyword_search": "CREATE INDEX memories_keyword_search ON public.memories "
+        "USING btree (tenant_id, user_id) "
+        "INCLUDE (expires_at, memory_type, id, importance, created_at, updated_at, tsv) "
+        "WHERE ((status = 'active'::text) AND in_keyword_index)",
+        "memories_search_overflow": "CREATE INDEX memories_search_overflow ON public.memories "
+        "USING btree (tenant_id, user_id) "
+        "WHERE ((status = 'active'::text) AND ((NOT in_vector_index) OR (NOT in_keyword_index)))",
     }
     assert approximate == []
+
+
+def test_the_search_copy_of_the_embedding_and_the_index_flags_are_generated(fresh: ScratchDatabase) -> None:
+    rows = query(
+        fresh.owner_url,
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attstorage, a.attgenerated, "
+        "pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute AS a "
+        "JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE a.attrelid = 'memories'::regclass "
+        "AND a.attname IN ('search_embedding', 'in_vector_index', 'in_keyword_index') ORDER BY a.attnum",
+    )
+    options = query(fresh.owner_url, "SELECT reloptions FROM pg_class WHERE oid = 'memories'::regclass")
+
+    assert rows == [
+        # EXTERNAL: the heap keeps the copy in TOAST (its rows stay as narrow as before); the index holds it.
+        ("search_embedding", "halfvec(384)", "e", "s", "(l2_normalize(embedding))::halfvec(384)"),
+        (
+            "in_vector_index",
+            "boolean",
+            "p",
+            "s",
+            "((((octet_length(tenant_id) + octet_length(user_id)) + octet_length(id)) "
+            "+ COALESCE(octet_length(embedding_model), 0)) <= 1800)",
+        ),
+        (
+            "in_keyword_index",
+            "boolean",
+            "p",
+            "s",
+            "((((((octet_length(tenant_id) + octet_length(user_id)) + octet_length(id)) "
+            "+ octet_length((to_tsvector('english'::regconfig, content))::text)) "
+            "+ (5 * length(to_tsvector('english'::regconfig, content)))) + 8) <= 2400)",
+        ),
+    ]
+    assert options == [(["autovacuum_vacuum_insert_scale_factor=0.02", "autovacuum_vacuum_scale_factor=0.02"],)]
+
+
+# Each of these must make a btree entry of at most 2,704 bytes, or the insert fails: the flags keep the
+# rows that could not from the search indexes. (ids of 256 four-byte characters; a 100,000-character text)
+OVERSIZED = {
+    "ordinary": ("default", "alice", "m1", "I own a red bike", (True, True)),
+    "long ids": ("\U0001f9ea" * 256, "\U0001f600" * 256, "\U0001f680" * 256, "I own a red bike", (False, False)),
+    "long content": ("default", "alice", "m1", " ".join(f"word{n} x{n}-y{n}" for n in range(8000)), (True, False)),
+}
+
+
+@pytest.mark.parametrize("case", list(OVERSIZED))
+def test_a_row_too_large_for_a_search_index_is_kept_out_of_it_not_refused(fresh: ScratchDatabase, case: str) -> None:
+    tenant, user, memory_id, content, expected = OVERSIZED[case]
+    embedding = "[" + ",".join(["0.05"] * 384) + "]"
+    with psycopg.connect(fresh.owner_url) as conn:  # as the owner, a superuser here: no scope needed
+        conn.execute(
+            "INSERT INTO memories (id, tenant_id, user_id, content, content_hash, memory_type, importance, "
+            "created_at, updated_at, embedding, embedding_model) "
+            "VALUES (%s, %s, %s, %s, 'h', 'fact', 0.5, now(), now(), %s, 'model')",
+            [memory_id, tenant, user, content, embedding],
+        )
+        flags = conn.execute("SELECT in_vector_index, in_keyword_index FROM memories").fetchone()
+        conn.rollback()
+
+    assert flags == expected
+
+
+def test_turn_records_are_keyed_by_scope_and_turn_and_listed_through_an_index(fresh: ScratchDatabase) -> None:
+    indexes = dict(
+        query(fresh.owner_url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'turn_records'")
+    )
+    constraints = dict(
+        query(
+            fresh.owner_url,
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'turn_records'::regclass",
+        )
+    )
+    turn_id = query(
+        fresh.owner_url,
+        "SELECT collation_name FROM information_schema.columns WHERE table_name = 'turn_records' "
+        "AND column_name = 'turn_id'",
+    )
+
+    assert indexes == {
+        "turn_records_pkey": "CREATE UNIQUE INDEX turn_records_pkey ON public.turn_records "
+        "USING btree (tenant_id, user_id, turn_id)",
+        "turn_records_status": "CREATE INDEX turn_records_status ON public.turn_records "
+        "USING btree (tenant_id, user_id, status, created_at, turn_id)",
+    }
+    assert constraints["turn_records_status_check"] == (
+        "CHECK ((status = ANY (ARRAY['pending'::text, 'failed'::text, 'done'::text])))"
+    )
+    assert constraints["turn_records_attempts_check"] == "CHECK ((attempts >= 0))"
+    assert turn_id == [("C",)]  # ties in list_turns break in code point order, as in the other stores
 
 
 def test_the_app_role_cannot_log_in_nor_bypass_row_level_security(fresh: ScratchDatabase) -> None:

@@ -9,8 +9,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
+from pgvector.psycopg import register_vector
 from psycopg import conninfo
 
 from memory import (
@@ -26,9 +28,10 @@ from memory import (
     get_settings,
     open_store,
 )
-from memory.models import Ranking
+from memory.models import Ranking, SearchMode
 from memory.stores.base import MemoryStore
-from memory.stores.postgres import SCHEMA_REVISION, SEARCH_SQL, SET_SCOPE_SQL, PostgresStore
+from memory.stores.postgres import SCHEMA_REVISION, SEARCH_SCOPE_SQL, SEARCH_SQL, SET_SCOPE_SQL, PostgresStore
+from memory.turns import TurnRecord, TurnStatus
 from tests.postgres_scratch import ScratchDatabase, scratch_database
 from tests.postgres_support import APP_ROLE, PostgresDatabase, alembic, with_user_and_database
 
@@ -42,7 +45,7 @@ SEEDED = {
     ALICE_AT_ACME: ["The Orion launch is scheduled for March"],
     CAROL_AT_ACME: ["The quarterly budget was approved"],
 }
-TABLES = ("memories", "memory_events", "memory_profiles")
+TABLES = ("memories", "memory_events", "memory_profiles", "turn_records")
 EVERYTHING = MemoryFilter(include_inactive=True, include_expired=True)
 
 
@@ -92,8 +95,8 @@ def entry(embedder) -> Callable[..., MemoryEntry]:
 
 @pytest.fixture
 def seeded(db: PostgresDatabase, mem: Memory) -> dict[Scope, set[str]]:
-    """Memories (and their events) of four scopes, written by the store; a profile for each scope written
-    as the app role with its scope set. Returns the memory ids of each scope."""
+    """Memories (and their events) and a turn record of four scopes, written by the store; a profile for
+    each scope written as the app role with its scope set. Returns the memory ids of each scope."""
     ids = {
         scope: {mem.remember(scope.user_id, text, tenant_id=scope.tenant_id).entry.id for text in texts}
         for scope, texts in SEEDED.items()
@@ -106,8 +109,15 @@ def seeded(db: PostgresDatabase, mem: Memory) -> dict[Scope, set[str]]:
                 [scope.tenant_id, scope.user_id, f"profile of {scope.user_id}@{scope.tenant_id}"],
             )
             conn.commit()
+    for scope in SEEDED:
+        said = f"said by {scope.user_id}@{scope.tenant_id}"
+        mem.store.save_turn(TurnRecord("turn-1", scope.user_id, scope.tenant_id, user_message=said))
     assert {scope: len(found) for scope, found in ids.items()} == {s: len(t) for s, t in SEEDED.items()}
     return ids
+
+
+def ids(records: list[TurnRecord]) -> list[str]:
+    return [record.turn_id for record in records]
 
 
 def scopes_visible(conn: psycopg.Connection, table: str) -> set[tuple[str, str]]:
@@ -119,11 +129,11 @@ def scopes_visible(conn: psycopg.Connection, table: str) -> set[tuple[str, str]]
 
 def test_without_a_scope_the_app_role_sees_no_row(db: PostgresDatabase, seeded) -> None:
     with psycopg.connect(db.owner_url) as owner:
-        assert [owner.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [6, 6, 4]
+        assert [owner.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [6, 6, 4, 4]
 
     with psycopg.connect(db.app_url) as conn:
         assert conn.execute("SELECT current_setting('app.user_id', true)").fetchone() == (None,)
-        assert [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [0, 0, 0]
+        assert [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [0] * len(TABLES)
 
 
 @pytest.mark.parametrize("scope", list(SEEDED), ids=lambda s: f"{s.user_id}@{s.tenant_id}")
@@ -149,7 +159,7 @@ def test_the_scope_is_local_to_its_transaction(db: PostgresDatabase, seeded) -> 
 
         with conn.transaction():
             assert conn.execute("SELECT current_setting('app.user_id', true)").fetchone()[0] in ("", None)
-            assert [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [0, 0, 0]
+            assert [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [0] * len(TABLES)
 
 
 def test_the_store_leaves_no_scope_on_its_connection(seeded, store: PostgresStore) -> None:
@@ -175,8 +185,11 @@ FOREIGN_INSERTS = {
     "VALUES ('default', 'bob', 'forged', 'added', now())",
     "memory_profiles": "INSERT INTO memory_profiles (tenant_id, user_id, content, updated_at) "
     "VALUES ('acme', 'alice', 'forged', now())",  # alice, but of another tenant
+    "turn_records": "INSERT INTO turn_records (tenant_id, user_id, turn_id, status, created_at, updated_at) "
+    "VALUES ('default', 'bob', 'forged', 'pending', now(), now())",
     "memories moved to bob": "UPDATE memories SET user_id = 'bob'",
     "events moved to another tenant": "UPDATE memory_events SET tenant_id = 'acme'",
+    "turns moved to bob": "UPDATE turn_records SET user_id = 'bob'",
 }
 
 
@@ -192,6 +205,7 @@ def test_writing_a_row_of_another_scope_is_refused(
     assert {e.id for e in store.list(BOB, EVERYTHING)} == seeded[BOB]
     assert {e.id for e in store.list(ALICE, EVERYTHING)} == seeded[ALICE]
     assert "forged" not in {e.memory_id for scope in SEEDED for e in store.history(scope)}
+    assert [ids(store.list_turns(scope, TurnStatus)) for scope in SEEDED] == [["turn-1"]] * len(SEEDED)
 
 
 def test_updating_or_deleting_another_scopes_rows_touches_nothing(
@@ -207,12 +221,16 @@ def test_updating_or_deleting_another_scopes_rows_touches_nothing(
             "delete memories": conn.execute("DELETE FROM memories WHERE user_id <> 'alice'"),
             "delete events": conn.execute("DELETE FROM memory_events WHERE tenant_id = 'acme'"),
             "delete profiles": conn.execute("DELETE FROM memory_profiles WHERE user_id = 'bob'"),
+            "update turns": conn.execute("UPDATE turn_records SET user_message = NULL WHERE user_id = 'bob'"),
+            "delete turns": conn.execute("DELETE FROM turn_records WHERE tenant_id = 'acme'"),
         }
         conn.commit()
 
     assert {name: cursor.rowcount for name, cursor in affected.items()} == dict.fromkeys(affected, 0)
     assert {scope: [e.content for e in store.list(scope, EVERYTHING)] for scope in SEEDED} == before
     assert all(e.content is not None for e in store.history(BOB))
+    assert [t.user_message for t in store.list_turns(BOB)] == ["said by bob@default"]
+    assert [ids(store.list_turns(scope)) for scope in (ALICE_AT_ACME, CAROL_AT_ACME)] == [["turn-1"], ["turn-1"]]
     with psycopg.connect(db.owner_url) as owner:
         assert owner.execute("SELECT count(*) FROM memory_profiles WHERE content = ''").fetchone()[0] == 0
         assert owner.execute("SELECT count(*) FROM memories WHERE importance = 1").fetchone()[0] == 0
@@ -323,7 +341,7 @@ def test_a_search_is_the_scope_and_one_statement(db: PostgresDatabase, embedder,
     store.close()
 
     assert hits
-    assert [sql for sql, _ in statements] == [SET_SCOPE_SQL, SEARCH_SQL]
+    assert [sql for sql, _ in statements] == [SEARCH_SCOPE_SQL, SEARCH_SQL]
     assert [(p["tenant_id"], p["user_id"]) for _, p in statements] == [("default", "alice")] * 2
 
 
@@ -427,16 +445,21 @@ CALLS: dict[str, Callable[[PostgresStore, MemoryEntry], object]] = {
     "forget_user": lambda s, e: s.forget_user(ALICE),
     "prune": lambda s, e: s.prune(ALICE, 0, ranking=Ranking(), now=0.0),
     "history": lambda s, e: s.history(ALICE),
+    "save_turn": lambda s, e: s.save_turn(TurnRecord(turn_id="turn-1", user_id="alice")),
+    "get_turn": lambda s, e: s.get_turn(ALICE, "turn-1"),
+    "list_turns": lambda s, e: s.list_turns(ALICE),
 }
 # Two ways to break a working schema behind the store's back, each undone afterwards.
 BREAKAGES = {
     "tables renamed": (
-        "ALTER TABLE memories RENAME TO memories_gone; ALTER TABLE memory_events RENAME TO memory_events_gone",
-        "ALTER TABLE memories_gone RENAME TO memories; ALTER TABLE memory_events_gone RENAME TO memory_events",
+        "ALTER TABLE memories RENAME TO memories_gone; ALTER TABLE memory_events RENAME TO memory_events_gone; "
+        "ALTER TABLE turn_records RENAME TO turn_records_gone",
+        "ALTER TABLE memories_gone RENAME TO memories; ALTER TABLE memory_events_gone RENAME TO memory_events; "
+        "ALTER TABLE turn_records_gone RENAME TO turn_records",
     ),
     "privileges revoked": (
-        f"REVOKE ALL ON memories, memory_events FROM {APP_ROLE}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON memories, memory_events TO {APP_ROLE}",
+        f"REVOKE ALL ON memories, memory_events, turn_records FROM {APP_ROLE}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON memories, memory_events, turn_records TO {APP_ROLE}",
     ),
 }
 
@@ -512,3 +535,139 @@ def test_an_exact_duplicate_of_an_active_memory_is_refused_by_the_index(store: P
     store.update(ALICE, first.id, {"status": "superseded"})
     store.add(entry("I own a red bike"))
     assert store.count(ALICE, EVERYTHING) == 2
+
+
+# -- search: the exact nearest neighbours, read through the covering search indexes -----------------------
+
+MODEL = "test-model"
+EXACT_TOP_10 = Ranking(candidates=10, importance_weight=0.0, recency_weight=0.0, min_similarity=-1.0)
+
+
+def unit_rows(rng: np.random.Generator, count: int, centre: np.ndarray | None = None, noise: float = 1.0):
+    rows = noise * rng.standard_normal((count, 384)) + (0.0 if centre is None else centre)
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def add_vectors(
+    store: PostgresStore, vectors: np.ndarray, tags: Callable[[int], tuple[str, ...]] = lambda n: ()
+) -> None:
+    entries = [
+        MemoryEntry(user_id="alice", content=f"memory {n}", embedding=v, embedding_model=MODEL, tags=tags(n))
+        for n, v in enumerate(vectors)
+    ]
+    for start in range(0, len(entries), 200):
+        store.add_many(entries[start : start + 200])
+
+
+def vacuum(db: PostgresDatabase) -> None:
+    """What autovacuum does in time: pages all-visible (index-only scans), statistics for the planner."""
+    with psycopg.connect(db.owner_url, autocommit=True) as owner:
+        owner.execute("VACUUM ANALYZE memories")
+
+
+def request(vector: np.ndarray, mode: SearchMode = SearchMode.VECTOR, **filters: Any) -> SearchRequest:
+    ranking = EXACT_TOP_10 if mode is SearchMode.VECTOR else Ranking()
+    return SearchRequest(
+        text="memory", embedding=vector, mode=mode, top_k=10, ranking=ranking, embedding_model=MODEL,
+        filters=MemoryFilter(**filters),
+    )  # fmt: skip
+
+
+def exact_scan(db: PostgresDatabase, vector: np.ndarray, tags: list[str] | None = None) -> list[str]:
+    """The reference: pgvector's exact order over every active row of the scope, as the app role."""
+    with psycopg.connect(db.app_url) as conn:
+        register_vector(conn)
+        set_scope(conn, ALICE)
+        rows = conn.execute(
+            "SELECT id FROM memories WHERE status = 'active' AND embedding_model = %s "
+            "AND (%s::text[] IS NULL OR tags && %s::text[]) ORDER BY embedding <=> %s, id LIMIT 10",
+            [MODEL, tags, tags, vector],
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def search_plan(db: PostgresDatabase, store: PostgresStore, search: SearchRequest) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of the search statement with the parameters the store binds, as the app role."""
+    bound: dict[str, Any] = {}
+    store.tracer = lambda sql, params: bound.update(params) if sql is SEARCH_SQL else None
+    try:
+        store.search(ALICE, search)
+    finally:
+        store.tracer = None
+    with psycopg.connect(db.app_url) as conn:
+        register_vector(conn)
+        conn.execute(SEARCH_SCOPE_SQL, bound)
+        return conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + SEARCH_SQL, bound).fetchone()[0][0]["Plan"]
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+def fell_back(plan: dict[str, Any]) -> bool:
+    """Whether the exact scan of every indexed row ran: it is gated on the candidates being in doubt."""
+    (gate,) = [node for node in plan_nodes(plan) if "NOT (InitPlan" in node.get("One-Time Filter", "")]
+    (scan,) = [child for child in gate["Plans"] if child["Parent Relationship"] == "Outer"]
+    return scan["Actual Loops"] > 0
+
+
+def vector_ids(store: PostgresStore, search: SearchRequest) -> list[str]:
+    return [hit.entry.id for hit in store.search(ALICE, search)]
+
+
+def test_vector_search_is_the_exact_scan_read_from_the_search_indexes(db: PostgresDatabase, store) -> None:
+    rng = np.random.default_rng(1)
+    vectors = unit_rows(rng, 1000)
+    add_vectors(store, vectors)
+    vacuum(db)
+    queries = unit_rows(rng, 10, vectors[:10], noise=0.02)
+
+    assert all(vector_ids(store, request(q)) == exact_scan(db, q) for q in queries)
+    for mode in (SearchMode.VECTOR, SearchMode.HYBRID):
+        plan = search_plan(db, store, request(queries[0], mode))
+        index_only = {node["Index Name"] for node in plan_nodes(plan) if node["Node Type"] == "Index Only Scan"}
+        assert index_only == {"memories_vector_search", "memories_keyword_search"}
+        assert not fell_back(plan)
+
+
+def test_vector_search_stays_exact_when_the_halfvec_ranking_cannot_tell_rows_apart(db, store) -> None:
+    """Vectors this close rank in doubt on their halfvec copies: the statement reads every row exactly."""
+    rng = np.random.default_rng(2)
+    vectors = unit_rows(rng, 300, unit_rows(rng, 1)[0], noise=0.0002)
+    add_vectors(store, vectors)
+    query = unit_rows(rng, 1, vectors[0], noise=0.0002)[0]
+
+    assert vector_ids(store, request(query)) == exact_scan(db, query)
+    assert fell_back(search_plan(db, store, request(query)))
+
+
+def test_a_tag_filter_checked_after_the_ranking_keeps_vector_search_exact(db, store) -> None:
+    rng = np.random.default_rng(3)
+    vectors = unit_rows(rng, 400)
+    add_vectors(store, vectors, tags=lambda n: ("rare",) if n % 100 == 7 else ("common",) if n % 3 else ())
+    query = unit_rows(rng, 1, vectors[7], noise=0.02)[0]
+
+    for tag, in_doubt in (("common", False), ("rare", True)):  # 4 rare rows: fewer than 10 among candidates
+        assert vector_ids(store, request(query, tags=[tag])) == exact_scan(db, query, [tag])
+        assert fell_back(search_plan(db, store, request(query, tags=[tag]))) is in_doubt
+
+
+def test_rows_too_large_for_the_search_indexes_are_searched_from_the_heap(db, store, entry) -> None:
+    long_text = "The zebra crossing report. " + " ".join(f"item{n} part{n}-piece{n}" for n in range(300))
+    giant = Scope("\U0001f600" * 256, tenant_id="\U0001f9ea" * 256)
+    ordinary = [store.add(entry(f"An ordinary note about topic {n}", ALICE)) for n in range(5)]
+    large = store.add(entry(long_text[:4000], ALICE))
+    far_out = store.add(entry("My zebra is called Stripes", giant, id="\U0001f680" * 256))
+    with psycopg.connect(db.owner_url) as owner:
+        flags = {row[0]: row[1:] for row in owner.execute("SELECT id, in_vector_index, in_keyword_index FROM memories")}
+
+    assert flags[large.id] == (True, False) and flags[far_out.id] == (False, False)
+    assert all(flags[e.id] == (True, True) for e in ordinary)
+    for scope, found in ((ALICE, large), (giant, far_out)):
+        for mode in (SearchMode.KEYWORD, SearchMode.VECTOR, SearchMode.HYBRID):
+            model = found.embedding_model
+            search = SearchRequest(text="zebra", embedding=found.embedding, mode=mode, embedding_model=model)
+            hits = store.search(scope, search)
+            assert hits[0].entry.id == found.id, (scope, mode)

@@ -38,7 +38,8 @@ from memory.models import MemoryType
 from memory.stores import open_store, sqlite_driver
 from memory.stores.qdrant import QdrantStore, _translate
 from memory.stores.qdrant_keywords import document_terms, index, query_terms, term
-from memory.stores.qdrant_schema import EVENT_INDEXES, MEMORY_INDEXES, index_schema
+from memory.stores.qdrant_schema import EVENT_INDEXES, MEMORY_INDEXES, TURN_INDEXES, index_schema
+from memory.turns import TurnRecord, TurnStatus
 
 ALICE, BOB = Scope("alice"), Scope("bob")
 REPO = Path(__file__).parent.parent
@@ -96,6 +97,7 @@ def test_url_prefix_names_the_collections(monkeypatch: pytest.MonkeyPatch) -> No
     store = open_store("qdrant://localhost?prefix=support_bot")
 
     assert (store.memories, store.events, store.api_key) == ("support_bot_memories", "support_bot_events", None)
+    assert store.turns == "support_bot_turns"
 
 
 @pytest.mark.parametrize(
@@ -128,6 +130,8 @@ def test_a_non_string_user_id_is_rejected_before_reaching_qdrant(store: QdrantSt
         lambda: store.search(forged, request("locker", [1, 0, 0])),
         lambda: store.history(forged),
         lambda: store.forget_user(forged),
+        lambda: store.get_turn(forged, "turn-1"),
+        lambda: store.list_turns(forged),
     ):
         with pytest.raises(InvalidInputError, match="user_id must be a string, got int 42"):
             call()
@@ -185,9 +189,17 @@ def test_every_payload_key_the_store_filters_on_has_a_payload_index(store: Qdran
     store.delete(ALICE, bike.id)
     event_keys = {key for op, params in calls if params.get("collection_name") == store.events
                   for key in re.findall(r"key='(\w+)'", repr(params))}  # fmt: skip
+    calls.clear()
+    store.save_turn(TurnRecord(turn_id="turn-1", user_id="alice"))
+    store.get_turn(ALICE, "turn-1")
+    store.list_turns(ALICE, TurnStatus)
+    store.forget_user(ALICE)
+    turn_keys = {key for op, params in calls if params.get("collection_name") == store.turns
+                 for key in re.findall(r"key='(\w+)'", repr(params))}  # fmt: skip
 
     assert memory_keys == set(MEMORY_INDEXES)
     assert event_keys == set(EVENT_INDEXES)  # seq: history is read in order_by seq
+    assert turn_keys == set(TURN_INDEXES)  # a turn is read by its point id, so turn_id needs no index
     assert index_schema("tenant").is_tenant is True
     assert index_schema("integer").range is True  # order_by needs a range index
     assert index_schema("float") == models.PayloadSchemaType.FLOAT
@@ -196,7 +208,7 @@ def test_every_payload_key_the_store_filters_on_has_a_payload_index(store: Qdran
 def test_local_mode_makes_no_payload_indexes(store: QdrantStore, calls: list) -> None:
     store.open()
 
-    assert [op for op, _ in calls] == ["collection_exists", "create_collection"] * 2
+    assert [op for op, _ in calls] == ["collection_exists", "create_collection"] * 3
 
 
 # -- keywords ------------------------------------------------------------------------------------
@@ -301,6 +313,22 @@ def test_local_mode_on_disk_keeps_memories_and_history_across_reopen(tmp_path: P
 
     assert [ev.kind.value for ev in history] == ["added", "updated", "updated"]
     assert [ev.id for ev in history] == sorted(ev.id for ev in history)
+
+
+def test_a_storage_from_before_turn_records_gains_their_collection_on_open(tmp_path: Path) -> None:
+    """The turns collection is created beside existing ones: no memory or event of the storage is lost. Like
+    the events collection it has no vectors (``vectors_config={}``), which local mode and servers accept."""
+    with QdrantStore(str(tmp_path), dimensions=3) as store:
+        bike = store.add(entry("I own a red bike", [1, 0, 0]))
+        store._call("delete_collection", collection_name=store.turns)  # as the release before wrote it
+
+    with QdrantStore(str(tmp_path), dimensions=3) as store:
+        record = store.save_turn(TurnRecord(turn_id="turn-1", user_id="alice"))
+
+        assert store.get(ALICE, bike.id) == bike
+        assert [ev.kind.value for ev in store.history(ALICE)] == ["added"]
+        assert store.list_turns(ALICE) == [record]
+        assert store._call("get_collection", collection_name=store.turns).config.params.vectors == {}
 
 
 def test_local_mode_on_disk_serves_any_thread(tmp_path: Path) -> None:

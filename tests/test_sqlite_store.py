@@ -19,6 +19,7 @@ from memory.stores import sqlite_driver
 from memory.stores import sqlite_schema as schema
 from memory.stores.base import MemoryStore
 from memory.stores.sqlite import SEARCH_SQL, SQLiteStore, fts_query, scope_key
+from memory.turns import TurnRecord, TurnStatus
 
 ALICE = Scope("alice")
 DRIVER = sqlite_driver.choose_driver()
@@ -73,6 +74,31 @@ def test_a_newer_schema_is_refused(db: Path) -> None:
         store.open()
     with pytest.raises(ConfigurationError):
         store.count(ALICE)
+
+
+def test_a_file_from_before_turn_records_is_upgraded_in_place(db: Path, entry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file written at schema version 1 (memories and history, no write-back ledger) gains the
+    ``turn_records`` table when the current code opens it, and keeps every memory and event."""
+    with monkeypatch.context() as released:  # the code as it was: one step
+        released.setattr(schema, "STEPS", schema.STEPS[:1])
+        released.setattr(schema, "SCHEMA_VERSION", 1)
+        with SQLiteStore(str(db)) as store:
+            kept = store.add(entry())
+    conn = raw(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'turn_records'").fetchone()[0] == 0
+    conn.close()
+
+    with SQLiteStore(str(db)) as store:
+        assert store.get(ALICE, kept.id) == kept
+        assert store.get(ALICE, kept.id).embedding.tobytes() == kept.embedding.tobytes()
+        assert [ev.memory_id for ev in store.history(ALICE)] == [kept.id]
+        record = store.save_turn(TurnRecord(turn_id="turn-1", user_id="alice", user_message="I own a red bike"))
+        assert store.list_turns(ALICE) == [record]
+        assert store.forget_user(ALICE) == 1
+        assert store.list_turns(ALICE, TurnStatus) == []
+
+    assert raw(db).execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 2
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
@@ -194,6 +220,9 @@ CALLS: dict[str, Callable[[SQLiteStore, MemoryEntry], object]] = {
     "forget_user": lambda s, e: s.forget_user(ALICE),
     "prune": lambda s, e: s.prune(ALICE, 0, ranking=Ranking(), now=0.0),
     "history": lambda s, e: s.history(ALICE),
+    "save_turn": lambda s, e: s.save_turn(TurnRecord(turn_id="turn-1", user_id="alice")),
+    "get_turn": lambda s, e: s.get_turn(ALICE, "turn-1"),
+    "list_turns": lambda s, e: s.list_turns(ALICE),
 }
 
 
@@ -205,7 +234,9 @@ def test_every_protocol_method_is_checked_below() -> None:
 def test_a_driver_error_escapes_only_as_a_store_error(db: Path, entry, method: str) -> None:
     store = SQLiteStore(str(db))
     stored = store.add(entry())
-    raw(db).executescript("DROP TABLE memories; DROP TABLE memories_fts; DROP TABLE memory_events;")
+    raw(db).executescript(
+        "DROP TABLE memories; DROP TABLE memories_fts; DROP TABLE memory_events; DROP TABLE turn_records;"
+    )
 
     with pytest.raises(StoreError) as info:
         CALLS[method](store, entry() if method.startswith("add") else stored)

@@ -8,16 +8,22 @@ History: every method that changes a memory records a ``MemoryEvent`` in the sam
 history can never disagree with the data. ``forget_user`` is the one exception: it removes the user's
 memories *and* their history, because forgetting leaves nothing behind.
 
+Turn records (``memory.turns.TurnRecord``): the write-back ledger, one record per conversation turn, kept
+per scope exactly like memories (``save_turn``, ``get_turn``, ``list_turns``; ``forget_user`` removes them).
+They have no history: a record is its own log.
+
 Errors: a store raises only ``memory.errors`` types; driver errors are translated with ``from exc``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from memory.errors import InvalidInputError
 from memory.models import (
     EventKind,
     MemoryEntry,
@@ -27,8 +33,10 @@ from memory.models import (
     Scope,
     SearchHit,
     SearchRequest,
+    _identifier,
 )
 from memory.ranking import RETENTION_IMPORTANCE_SHARE, SECONDS_PER_DAY
+from memory.turns import TurnRecord, TurnStatus
 
 # What a store can do beyond the protocol's core. Contract tests that need one are marked
 # ``@pytest.mark.requires(capability)`` and are skipped, with this registered reason, elsewhere.
@@ -36,6 +44,9 @@ CAPABILITIES: dict[str, str] = {
     "persistent": "data survives closing and reopening the store",
     "statement_tracer": "the store reports each statement it runs to a tracer callback",
 }
+
+# What ``list_turns`` returns unless asked otherwise: the turns write-back has yet to finish.
+PENDING_OR_FAILED: tuple[TurnStatus, ...] = (TurnStatus.PENDING, TurnStatus.FAILED)
 
 # A tracer receives each statement and its parameters; tests use it to count round trips.
 Tracer = Callable[[str, Mapping[str, Any] | Sequence[Any]], None]
@@ -145,6 +156,31 @@ class MemoryStore(Protocol):
         """Events of one memory, or of the whole scope, oldest first."""
         ...
 
+    def save_turn(self, record: TurnRecord) -> TurnRecord:
+        """Upsert the record of ``(record.tenant_id, record.user_id, record.turn_id)``; returns it as stored.
+
+        A new key is inserted. An existing record has every field replaced by ``record``'s, except
+        ``created_at``, which stays the first save's (the turn happened once; ``updated_at`` says when it
+        last changed). ``operations`` ``None`` and ``[]`` stay distinct; timestamps keep microseconds.
+        Raises ``InvalidInputError`` when ``operations`` or ``result`` is not plain JSON.
+        """
+        ...
+
+    def get_turn(self, scope: Scope, turn_id: str) -> TurnRecord | None:
+        """The record of ``turn_id`` in ``scope``; ``None`` when there is none (in another scope included)."""
+        ...
+
+    def list_turns(
+        self, scope: Scope, statuses: Iterable[TurnStatus] = PENDING_OR_FAILED, *, limit: int = 100
+    ) -> list[TurnRecord]:
+        """At most ``limit`` records of ``scope`` whose status is one of ``statuses`` (by default the ones
+        write-back must still do), oldest ``created_at`` first, ties by ``turn_id`` (code point order).
+
+        Raises ``InvalidInputError`` for an unknown status, a single string, or a ``limit`` that is not a
+        whole number >= 1.
+        """
+        ...
+
 
 def check_changes(changes: Mapping[str, Any]) -> None:
     from memory.errors import InvalidInputError
@@ -194,3 +230,58 @@ def ranking_params(ranking: Ranking) -> dict[str, Any]:
         "seconds_per_day": SECONDS_PER_DAY,
         "importance_share": RETENTION_IMPORTANCE_SHARE,
     }
+
+
+def check_turn_query(statuses: Iterable[TurnStatus], limit: object) -> tuple[list[str], int]:
+    """``list_turns``' arguments, validated: the status values (possibly none) and the limit."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInputError(f"limit must be a whole number >= 1, got {limit!r}")
+    if isinstance(statuses, str):
+        raise InvalidInputError(f"statuses must be a list of statuses, not one string; use [{statuses!r}]")
+    if not isinstance(statuses, Iterable):
+        raise InvalidInputError(f"statuses must be a list of statuses, got {statuses!r}")
+    values: list[str] = []
+    for status in statuses:
+        try:
+            values.append(TurnStatus(status).value)
+        except ValueError:
+            accepted = ", ".join(s.value for s in TurnStatus)
+            raise InvalidInputError(f"unknown turn status {status!r}; use one of: {accepted}") from None
+    return values, limit
+
+
+def check_turn_id(turn_id: object) -> str:
+    """A turn id as ``TurnRecord`` accepts it; anything else would match differently per backend."""
+    return _identifier("turn_id", turn_id)
+
+
+def _json(name: str, value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"{name} must hold only JSON values (str, number, bool, None, list, dict): {exc}"
+        ) from exc
+
+
+def turn_params(record: TurnRecord) -> dict[str, Any]:
+    """A record as every store writes it: status as its value, ``operations`` and ``result`` as JSON text
+    (``operations`` ``None`` stays ``None``, so "not extracted yet" differs from ``[]``)."""
+    return {
+        **record.as_dict(),
+        "operations": None if record.operations is None else _json("operations", record.operations),
+        "result": _json("result", record.result),
+    }
+
+
+def turn_from_params(params: Mapping[str, Any]) -> TurnRecord:
+    """The inverse of ``turn_params``: a stored row (or payload) back as a ``TurnRecord``."""
+    fields = {f.name: params[f.name] for f in dataclasses.fields(TurnRecord)}
+    operations = fields["operations"]
+    return TurnRecord(
+        **{
+            **fields,
+            "operations": None if operations is None else json.loads(operations),
+            "result": json.loads(fields["result"]),
+        }
+    )

@@ -1,8 +1,10 @@
 """Postgres + pgvector: the production store. psycopg 3, one connection per process, row-level security.
 
-Search is one statement: an exact cosine scan over the user's rows (the btree on tenant and user limits
-it to them; no HNSW index, see migrations/versions/0001_initial.py for why), ``ts_rank`` over the
-generated ``tsvector``, reciprocal rank fusion, importance and recency, as ``memory.ranking`` defines.
+Search is one statement: the exact cosine nearest neighbours among the user's rows (no HNSW index, see
+migrations/versions/0001_initial.py for why), ``ts_rank`` over the generated ``tsvector``, reciprocal rank
+fusion, importance and recency, as ``memory.ranking`` defines. Both signals are read from covering btrees
+that keep a user's entries together (migrations/versions/0003_search_indexes.py): a halfvec copy of each
+embedding ranks the rows, and the exact distance on the full vector decides among the best of them.
 
 Every call runs in one transaction that first sets ``app.tenant_id`` and ``app.user_id`` with
 ``set_config(..., true)``: row-level security then shows the transaction nothing else, on top of the
@@ -17,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -41,14 +43,31 @@ from memory.models import (
     SearchMode,
     SearchRequest,
 )
-from memory.stores.base import Tracer, apply_changes, check_changes, check_keep_top, ranking_params
+from memory.stores.base import (
+    PENDING_OR_FAILED,
+    Tracer,
+    apply_changes,
+    check_changes,
+    check_keep_top,
+    check_turn_id,
+    check_turn_query,
+    ranking_params,
+    turn_from_params,
+    turn_params,
+)
 from memory.stores.postgres_url import psycopg_url
+from memory.turns import TurnRecord, TurnStatus
 
 # The Alembic revision this code speaks to; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0003"
 CONNECT_TIMEOUT_SECONDS = 10
 
 SET_SCOPE_SQL = "SELECT set_config('app.tenant_id', %(tenant_id)s, true), set_config('app.user_id', %(user_id)s, true)"
+# A search also tells the planner that a random page read costs little more than a sequential one (the default
+# 4.0 models spinning disks). Left at 4.0, a user who owns most of the table is read by a sequential scan, which
+# fetches every halfvec copy from TOAST (measured: 24 ms against 7.6 for 10,000 memories alone in the table);
+# at 1.1, the usual value for SSDs and cached data, the search indexes are read whatever the user's share.
+SEARCH_SCOPE_SQL = SET_SCOPE_SQL + ", set_config('random_page_cost', '1.1', true)"
 _IN_SCOPE = "m.tenant_id = %(tenant_id)s AND m.user_id = %(user_id)s"
 _FILTERS = """
     AND (%(include_inactive)s OR m.status = 'active')
@@ -65,53 +84,134 @@ _TSQUERY = """(SELECT string_agg('(' || plainto_tsquery('english', term)::text |
                FROM unnest(%(terms)s::text[]) AS term
                WHERE plainto_tsquery('english', term)::text <> '')"""
 
-SEARCH_SQL = f"""
-WITH scanned AS MATERIALIZED (
-    -- One pass over the user's rows yields both signals. Under row-level security neither the GIN index
-    -- (tsvector @@ tsquery is not LEAKPROOF) nor a primary-key probe on a computed id may run ahead of the
-    -- policy, so separate vector and keyword scans read the user's rows three times (measured at 10,000
-    -- memories: 26,400 buffers and 32.0 ms p95, against 9,200 and 21.9 ms here; bench/pg_search_latency.py).
-    -- Being materialised, this pass also stays exact if someone adds an HNSW index.
-    SELECT m.id,
-           CASE WHEN m.embedding_model IS NOT DISTINCT FROM %(embedding_model)s
-                THEN m.embedding <=> %(embedding)s::vector END AS distance,
-           CASE WHEN m.tsv @@ q.query THEN ts_rank(m.tsv, q.query) END AS relevance
-    FROM memories AS m, (SELECT {_TSQUERY} AS query) AS q
-    WHERE {_IN_SCOPE} {_FILTERS}
-),
-vector_hits AS (
-    SELECT id, similarity, row_number() OVER (ORDER BY distance, id) AS rank
-    FROM (SELECT id, distance, 1.0 - distance AS similarity FROM scanned
-          WHERE distance IS NOT NULL ORDER BY distance, id LIMIT %(candidates)s) AS nearest
-    WHERE similarity >= %(min_similarity)s
-),
-keyword_hits AS (
-    SELECT id, row_number() OVER (ORDER BY relevance DESC, id) AS rank
-    FROM (SELECT id, relevance FROM scanned
-          WHERE relevance IS NOT NULL ORDER BY relevance DESC, id LIMIT %(candidates)s) AS matched
-),
-fused AS MATERIALIZED (
-    -- Materialised so the final join probes the primary key once per hit instead of hashing the user's rows.
-    SELECT coalesce(v.id, k.id) AS id, v.rank AS vector_rank, v.similarity, k.rank AS keyword_rank
-    FROM vector_hits AS v FULL OUTER JOIN keyword_hits AS k ON v.id = k.id
-)
-SELECT m.*, f.vector_rank, f.similarity, f.keyword_rank, r.recency,
-       (coalesce(1.0 / (%(rrf_k)s + f.vector_rank), 0.0) + coalesce(1.0 / (%(rrf_k)s + f.keyword_rank), 0.0))
-         * (%(rrf_k)s + 1) / 2.0 + %(importance_weight)s * m.importance + %(recency_weight)s * r.recency
-         AS score
-FROM fused AS f
-JOIN memories AS m ON m.id = f.id AND {_IN_SCOPE}
-CROSS JOIN LATERAL (SELECT {_RECENCY} AS recency) AS r
-ORDER BY score DESC, m.created_at DESC, m.id
-LIMIT %(top_k)s
-"""
-
 _COLUMNS = (
     "id, tenant_id, user_id, content, content_hash, memory_type, importance, tags, metadata, session_id, "
     "created_at, updated_at, expires_at, embedding, embedding_model, status, superseded_by"
 )
+_SELECT_COLUMNS = ", ".join(f"m.{name.strip()}" for name in _COLUMNS.split(","))
+# Search reads only active rows. These filters use columns the search indexes hold; the others need the heap.
+_INDEXED_FILTERS = """
+    AND m.status = 'active'
+    AND (%(include_expired)s OR m.expires_at IS NULL OR m.expires_at > %(now)s)
+    AND (%(types)s::text[] IS NULL OR m.memory_type = ANY(%(types)s::text[]))
+"""
+_HEAP_FILTERS = """
+    AND (%(tags)s::text[] IS NULL OR m.tags && %(tags)s::text[])
+    AND (%(session_id)s::text IS NULL OR m.session_id = %(session_id)s)
+"""
+_SEARCH_FILTERS = _INDEXED_FILTERS + _HEAP_FILTERS
+# IS NOT DISTINCT FROM, spelled so that a model name becomes an index condition on memories_vector_search.
+_SAME_MODEL = (
+    "(m.embedding_model = %(embedding_model)s OR (%(embedding_model)s::text IS NULL AND m.embedding_model IS NULL))"
+)
+# halfvec keeps 11 significant bits, so each component of the two unit vectors is off by at most 2^-11 of
+# itself: their inner product is within 2 * 2^-11 + 2^-22 (< 0.00098) of the true cosine, and the float32
+# sums of both computations add less than 0.0001. COARSE_ERROR bounds that with room to spare.
+COARSE_ERROR = 0.0015
+COARSE_MARGIN = 50  # candidates ranked beyond the ones asked for, so the exact ones are seldom in doubt
+
+# A hit's recency, from the updated_at its search index or candidate row carried (no trip to the heap).
+_HIT_RECENCY = _RECENCY.replace("m.updated_at", "h.updated_at")
+_ORDER_COLUMNS = "m.importance, m.created_at, m.updated_at"  # what ranking needs besides the signals
+
+SEARCH_SQL = f"""
+WITH query AS MATERIALIZED (
+    SELECT {_TSQUERY} AS query
+),
+overflow AS MATERIALIZED (
+    -- The user's rows whose entry does not fit a search index (none, with ordinary ids and content):
+    -- both signals computed from the heap, as for every row before revision 0003.
+    SELECT m.id, {_ORDER_COLUMNS},
+           CASE WHEN NOT m.in_vector_index AND {_SAME_MODEL}
+                THEN cosine_distance(m.embedding, %(embedding)s::vector) END AS distance,
+           CASE WHEN NOT m.in_keyword_index AND m.tsv @@ q.query THEN ts_rank(m.tsv, q.query) END AS relevance
+    FROM memories AS m, query AS q
+    WHERE {_IN_SCOPE} AND (NOT m.in_vector_index OR NOT m.in_keyword_index) {_SEARCH_FILTERS}
+),
+coarse AS MATERIALIZED (
+    -- An index-only scan of memories_vector_search: the user's unit-length halfvec copies, nearest first by
+    -- inner product with the unit-length query (cosine distance - 1, within COARSE_ERROR). Here and below the
+    -- distances are function calls, not the operators <#> and <=>: no index (an HNSW index, say) can then
+    -- take over an ORDER BY ... LIMIT and make the result approximate.
+    SELECT m.id,
+           halfvec_negative_inner_product(m.search_embedding, l2_normalize(%(embedding)s::vector)::halfvec(384))
+             AS coarse
+    FROM memories AS m
+    WHERE %(embedding)s::vector IS NOT NULL AND {_IN_SCOPE} AND {_SAME_MODEL} AND m.in_vector_index
+      AND m.search_embedding IS NOT NULL {_INDEXED_FILTERS}
+    ORDER BY coarse, m.id
+    LIMIT %(candidates)s + {COARSE_MARGIN}
+),
+rescored AS MATERIALIZED (
+    -- The exact distance of the candidates that pass the filters the index cannot check.
+    SELECT c.id, {_ORDER_COLUMNS}, c.coarse, cosine_distance(m.embedding, %(embedding)s::vector) AS distance,
+           row_number() OVER (ORDER BY c.coarse, c.id) AS position
+    FROM coarse AS c JOIN memories AS m ON m.id = c.id AND {_IN_SCOPE}
+    WHERE true {_HEAP_FILTERS}
+),
+sure AS (
+    -- Whether the candidates hold the exact nearest `candidates`: yes if the scan ran out of rows, or if the
+    -- rows it left out rank more than 2 * COARSE_ERROR behind the candidates-th one kept, which with those
+    -- before it has a distance (a zero vector has none: NaN sorts after every number). Each of those rows is
+    -- then farther, exactly, than the nearest `candidates` kept.
+    SELECT (SELECT count(*) FROM coarse) < %(candidates)s + {COARSE_MARGIN}
+           OR coalesce((SELECT max(coarse) FROM coarse)
+                         > max(coarse) FILTER (WHERE position = %(candidates)s) + {2 * COARSE_ERROR}
+                       AND NOT bool_or(distance = 'NaN') FILTER (WHERE position <= %(candidates)s), false)
+           AS complete
+    FROM rescored
+),
+exact AS (
+    SELECT id, importance, created_at, updated_at, distance FROM rescored WHERE (SELECT complete FROM sure)
+    UNION ALL
+    -- Otherwise (rarely) the exact distance of every row of the index, from the heap.
+    SELECT m.id, {_ORDER_COLUMNS}, cosine_distance(m.embedding, %(embedding)s::vector) FROM memories AS m
+    WHERE NOT (SELECT complete FROM sure) AND %(embedding)s::vector IS NOT NULL AND {_IN_SCOPE} AND {_SAME_MODEL}
+      AND m.in_vector_index AND m.embedding IS NOT NULL {_SEARCH_FILTERS}
+    UNION ALL
+    SELECT id, importance, created_at, updated_at, distance FROM overflow WHERE distance IS NOT NULL
+),
+vector_hits AS (
+    SELECT id, importance, created_at, updated_at, similarity, row_number() OVER (ORDER BY distance, id) AS rank
+    FROM (SELECT *, 1.0 - distance AS similarity FROM exact
+          ORDER BY distance, id LIMIT %(candidates)s) AS nearest
+    WHERE similarity >= %(min_similarity)s
+),
+keyword_hits AS (
+    -- An index-only scan of memories_keyword_search. (The GIN index cannot serve the app role: tsvector @@
+    -- tsquery is not LEAKPROOF, so row-level security keeps it from running ahead of the policy.)
+    SELECT id, importance, created_at, updated_at, row_number() OVER (ORDER BY relevance DESC, id) AS rank
+    FROM (SELECT m.id, {_ORDER_COLUMNS}, ts_rank(m.tsv, q.query) AS relevance
+          FROM memories AS m, query AS q
+          WHERE q.query IS NOT NULL AND m.tsv @@ q.query AND {_IN_SCOPE} AND m.in_keyword_index {_SEARCH_FILTERS}
+          UNION ALL
+          SELECT id, importance, created_at, updated_at, relevance FROM overflow WHERE relevance IS NOT NULL
+          ORDER BY relevance DESC, id LIMIT %(candidates)s) AS matched
+),
+hits AS (
+    SELECT coalesce(v.id, k.id) AS id, v.rank AS vector_rank, v.similarity, k.rank AS keyword_rank,
+           coalesce(v.importance, k.importance) AS importance, coalesce(v.created_at, k.created_at) AS created_at,
+           coalesce(v.updated_at, k.updated_at) AS updated_at
+    FROM vector_hits AS v FULL OUTER JOIN keyword_hits AS k ON v.id = k.id
+),
+best AS MATERIALIZED (
+    -- Ranked with what the hits carry; materialised so that only these top_k rows are read from the heap.
+    SELECT h.id, h.vector_rank, h.similarity, h.keyword_rank, h.created_at, r.recency,
+           (coalesce(1.0 / (%(rrf_k)s + h.vector_rank), 0.0) + coalesce(1.0 / (%(rrf_k)s + h.keyword_rank), 0.0))
+             * (%(rrf_k)s + 1) / 2.0 + %(importance_weight)s * h.importance + %(recency_weight)s * r.recency
+             AS score
+    FROM hits AS h CROSS JOIN LATERAL (SELECT {_HIT_RECENCY} AS recency) AS r
+    ORDER BY score DESC, h.created_at DESC, h.id
+    LIMIT %(top_k)s
+)
+SELECT {_SELECT_COLUMNS}, b.vector_rank, b.similarity, b.keyword_rank, b.recency, b.score
+FROM best AS b
+JOIN memories AS m ON m.id = b.id AND {_IN_SCOPE}
+ORDER BY b.score DESC, b.created_at DESC, b.id
+"""
+
 LIST_SQL = f"""
-SELECT m.* FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}
+SELECT {_SELECT_COLUMNS} FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}
 ORDER BY m.created_at DESC, m.id LIMIT %(limit)s OFFSET %(offset)s
 """
 COUNT_SQL = f"SELECT count(*) AS n FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}"
@@ -124,10 +224,10 @@ OFFSET %(keep_top)s
 MARK_PRUNED_SQL = f"""
 UPDATE memories AS m SET status = 'pruned', updated_at = %(now)s WHERE {_IN_SCOPE} AND m.id = ANY(%(ids)s)
 """
-GET_SQL = f"SELECT m.* FROM memories AS m WHERE {_IN_SCOPE} AND m.id = %(id)s"
+GET_SQL = f"SELECT {_SELECT_COLUMNS} FROM memories AS m WHERE {_IN_SCOPE} AND m.id = %(id)s"
 GET_FOR_UPDATE_SQL = GET_SQL + " FOR UPDATE"
 GET_BY_HASH_SQL = f"""
-SELECT m.* FROM memories AS m
+SELECT {_SELECT_COLUMNS} FROM memories AS m
 WHERE {_IN_SCOPE} AND m.content_hash = %(content_hash)s AND m.status = 'active'
 """
 INSERT_SQL = f"""
@@ -164,6 +264,37 @@ WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s
   AND (%(memory_id)s::text IS NULL OR memory_id = %(memory_id)s)
 ORDER BY id LIMIT %(limit)s
 """
+# The write-back ledger. An upsert keeps the first save's created_at: the turn happened once. The JSON
+# columns are read as text, so every store decodes records alike (``memory.stores.base.turn_from_params``).
+_TURN_COLUMNS = (
+    "tenant_id, user_id, turn_id, session_id, status, user_message, assistant_reply, operations, result, "
+    "attempts, error, created_at, updated_at"
+)
+_TURN_ROW = (
+    "tenant_id, user_id, turn_id, session_id, status, user_message, assistant_reply, "
+    "operations::text AS operations, result::text AS result, attempts, error, created_at, updated_at"
+)
+SAVE_TURN_SQL = f"""
+INSERT INTO turn_records ({_TURN_COLUMNS})
+VALUES (%(tenant_id)s, %(user_id)s, %(turn_id)s, %(session_id)s, %(status)s, %(user_message)s,
+    %(assistant_reply)s, %(operations)s::jsonb, %(result)s::jsonb, %(attempts)s, %(error)s, %(created_at)s,
+    %(updated_at)s)
+ON CONFLICT (tenant_id, user_id, turn_id) DO UPDATE SET
+    session_id = excluded.session_id, status = excluded.status, user_message = excluded.user_message,
+    assistant_reply = excluded.assistant_reply, operations = excluded.operations, result = excluded.result,
+    attempts = excluded.attempts, error = excluded.error, updated_at = excluded.updated_at
+RETURNING {_TURN_ROW}
+"""
+GET_TURN_SQL = f"""
+SELECT {_TURN_ROW} FROM turn_records
+WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s AND turn_id = %(turn_id)s
+"""
+LIST_TURNS_SQL = f"""
+SELECT {_TURN_ROW} FROM turn_records
+WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s AND status = ANY(%(statuses)s::text[])
+ORDER BY created_at, turn_id LIMIT %(limit)s
+"""
+FORGET_TURNS_SQL = "DELETE FROM turn_records WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s"
 REVISION_SQL = "SELECT version_num FROM alembic_version"
 APP_ROLE = "agent_memory_app"
 # NULL before the first migration (no such role yet); superusers count as members.
@@ -227,6 +358,20 @@ def _entry_params(entry: MemoryEntry) -> dict[str, Any]:
 def _vector(value: Any) -> Any:
     """pgvector-python returns ``Vector`` objects (0.5+) or numpy arrays (older): take numpy either way."""
     return value.to_numpy() if hasattr(value, "to_numpy") else value
+
+
+def _turn_params(record: TurnRecord) -> dict[str, Any]:
+    return {
+        **turn_params(record),
+        "created_at": _timestamp(record.created_at),
+        "updated_at": _timestamp(record.updated_at),
+    }
+
+
+def _turn_from_row(row: Mapping[str, Any]) -> TurnRecord:
+    return turn_from_params(
+        {**row, "created_at": _seconds(row["created_at"]), "updated_at": _seconds(row["updated_at"])}
+    )
 
 
 def _entry_from_row(row: Mapping[str, Any]) -> MemoryEntry:
@@ -330,8 +475,9 @@ class PostgresStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _in_scope(self, scope: Scope, work: Callable[[Any], T]) -> T:
-        """Run ``work(cursor)`` in one transaction scoped to ``scope``; retry once on a dropped connection."""
+    def _in_scope(self, scope: Scope, work: Callable[[Any], T], scope_sql: str = SET_SCOPE_SQL) -> T:
+        """Run ``work(cursor)`` in one transaction scoped to ``scope`` (by ``scope_sql``); retry once on a
+        dropped connection."""
         import psycopg
 
         with self._lock:
@@ -340,7 +486,7 @@ class PostgresStore:
                 conn = self._conn
                 try:
                     with conn.transaction(), conn.cursor() as cursor:
-                        self._run(cursor, SET_SCOPE_SQL, _scope_params(scope))
+                        self._run(cursor, scope_sql, _scope_params(scope))
                         return work(cursor)
                 except psycopg.errors.UniqueViolation as exc:
                     if exc.diag.constraint_name == "memories_active_content":
@@ -435,6 +581,7 @@ class PostgresStore:
             removed = self._run(cursor, FORGET_SQL, _scope_params(scope)).rowcount
             self._run(cursor, FORGET_EVENTS_SQL, _scope_params(scope))
             self._run(cursor, FORGET_PROFILE_SQL, _scope_params(scope))
+            self._run(cursor, FORGET_TURNS_SQL, _scope_params(scope))
             return removed
 
         return self._in_scope(scope, forget)
@@ -496,7 +643,9 @@ class PostgresStore:
             **ranking_params(request.ranking),
             "top_k": request.top_k,
         }
-        rows = self._in_scope(scope, lambda cursor: self._run(cursor, SEARCH_SQL, params).fetchall())
+        rows = self._in_scope(
+            scope, lambda cursor: self._run(cursor, SEARCH_SQL, params).fetchall(), scope_sql=SEARCH_SCOPE_SQL
+        )
         return [
             SearchHit(
                 entry=_entry_from_row(row),
@@ -525,3 +674,22 @@ class PostgresStore:
             )
             for row in rows
         ]
+
+    # -- turn records --------------------------------------------------------------------------------
+    def save_turn(self, record: TurnRecord) -> TurnRecord:
+        params = _turn_params(record)
+        row = self._in_scope(record.scope, lambda cursor: self._run(cursor, SAVE_TURN_SQL, params).fetchone())
+        return _turn_from_row(row)
+
+    def get_turn(self, scope: Scope, turn_id: str) -> TurnRecord | None:
+        params = {**_scope_params(scope), "turn_id": check_turn_id(turn_id)}
+        row = self._in_scope(scope, lambda cursor: self._run(cursor, GET_TURN_SQL, params).fetchone())
+        return _turn_from_row(row) if row else None
+
+    def list_turns(
+        self, scope: Scope, statuses: Iterable[TurnStatus] = PENDING_OR_FAILED, *, limit: int = 100
+    ) -> list[TurnRecord]:
+        values, limit = check_turn_query(statuses, limit)
+        params = {**_scope_params(scope), "statuses": values, "limit": limit}
+        rows = self._in_scope(scope, lambda cursor: self._run(cursor, LIST_TURNS_SQL, params).fetchall())
+        return [_turn_from_row(row) for row in rows]

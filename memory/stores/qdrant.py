@@ -2,8 +2,9 @@
 
 Layout in ``qdrant_schema``: a memory is a point with a dense vector and a sparse vector of its stemmed,
 hashed words (``qdrant_keywords``), which Qdrant weighs by ``Modifier.IDF`` (BM25-like, no model to
-download); history is a second collection. Every read filters by tenant, user, status, expiry, type,
-tags and session inside the Qdrant query, never after it; a server indexes those payload keys.
+download); history is a second collection, the write-back ledger (turn records) a third. Every read
+filters by tenant, user, status, expiry, type, tags and session inside the Qdrant query, never after it;
+a server indexes those payload keys.
 
 Search is one round trip: ``query_batch_points`` runs the vector and the keyword query, each filtered and
 limited to ``candidates``. Qdrant's fusion cannot apply our weights, so the two rankings are fused here by
@@ -24,7 +25,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from memory import ranking as reference
@@ -49,13 +50,22 @@ from memory.models import (
     SearchRequest,
 )
 from memory.stores import qdrant_keywords as keywords
-from memory.stores.base import Tracer, apply_changes, check_changes, check_keep_top
+from memory.stores.base import (
+    PENDING_OR_FAILED,
+    Tracer,
+    apply_changes,
+    check_changes,
+    check_keep_top,
+    check_turn_id,
+    check_turn_query,
+)
 from memory.stores.qdrant_schema import (
     ACTIVE,
     DENSE,
     EVENT_INDEXES,
     MEMORY_INDEXES,
     SPARSE,
+    TURN_INDEXES,
     check_embedding,
     collection_config,
     empty,
@@ -69,7 +79,10 @@ from memory.stores.qdrant_schema import (
     scope_filter,
     to_entry,
     to_event,
+    to_turn,
+    turn_point,
 )
+from memory.turns import TurnRecord, TurnStatus
 
 DEFAULT_PREFIX = "agent_memory"
 DEFAULT_PORT = 6333
@@ -118,7 +131,7 @@ class QdrantStore:
     ) -> None:
         self.location = location
         self.api_key = api_key
-        self.memories, self.events = f"{prefix}_memories", f"{prefix}_events"
+        self.memories, self.events, self.turns = f"{prefix}_memories", f"{prefix}_events", f"{prefix}_turns"
         self.dimensions = dimensions
         self.tracer = tracer
         self.is_server = location.startswith(("http://", "https://"))
@@ -153,6 +166,7 @@ class QdrantStore:
             try:
                 self._create(self.memories, MEMORY_INDEXES, vectors=True)
                 self._create(self.events, EVENT_INDEXES, vectors=False)
+                self._create(self.turns, TURN_INDEXES, vectors=False)
             except BaseException:
                 self.close()
                 raise
@@ -291,7 +305,7 @@ class QdrantStore:
     def forget_user(self, scope: Scope) -> int:
         with self._lock:
             removed = self.count(scope, MemoryFilter(include_inactive=True, include_expired=True))
-            for name in (self.memories, self.events):
+            for name in (self.memories, self.events, self.turns):
                 selector = models().FilterSelector(filter=scope_filter(scope))
                 self._call("delete", collection_name=name, points_selector=selector, wait=True)
         return removed
@@ -392,11 +406,41 @@ class QdrantStore:
         )  # fmt: skip
         return [to_event(point.payload) for point in points]
 
+    # -- turn records --------------------------------------------------------------------------------
+    def _turns(self, scope: Scope, turn_ids: Sequence[str], fields: Sequence[str] | bool = True) -> list[Any]:
+        return self._scroll(self.turns, scope_filter(scope, has_ids(scope, turn_ids)), fields, limit=len(turn_ids))
+
+    def save_turn(self, record: TurnRecord) -> TurnRecord:
+        with self._lock:  # no upsert that keeps a field in Qdrant: read the first save's created_at, then write
+            before = self._turns(record.scope, [record.turn_id], ["created_at"])
+            point = turn_point(record, before[0].payload["created_at"] if before else record.created_at)
+            self._call("upsert", collection_name=self.turns, points=[point], wait=True)
+        return to_turn(point.payload)
+
+    def get_turn(self, scope: Scope, turn_id: str) -> TurnRecord | None:
+        found = self._turns(scope, [check_turn_id(turn_id)])
+        return to_turn(found[0].payload) if found else None
+
+    def list_turns(
+        self, scope: Scope, statuses: Iterable[TurnStatus] = PENDING_OR_FAILED, *, limit: int = 100
+    ) -> list[TurnRecord]:
+        values, limit = check_turn_query(statuses, limit)
+        if not values:  # no status asked for: nothing matches (and no MatchAny([]) is sent)
+            return []
+        # Two sort keys, as in ``list``: read the keys of the matching records, sort here, fetch the page.
+        keys = self._scroll(self.turns, scope_filter(scope, match("status", values)), ["turn_id", "created_at"])
+        keys.sort(key=lambda p: (p.payload["created_at"], p.payload["turn_id"]))
+        page = [p.payload["turn_id"] for p in keys[:limit]]
+        if not page:
+            return []
+        by_id = {t.turn_id: t for t in (to_turn(p.payload) for p in self._turns(scope, page))}
+        return [by_id[turn_id] for turn_id in page if turn_id in by_id]
+
 
 def from_url(url: str, *, tracer: Tracer | None = None) -> QdrantStore:
     """The store of ``qdrant://host:6333`` (``qdrants://`` for TLS, API key from ``QDRANT_API_KEY``) or of
     local mode: ``qdrant+local:///relative/dir``, ``qdrant+local:////absolute/dir``, ``qdrant+local://``
-    (in memory). ``?prefix=NAME`` names the collections ``NAME_memories`` and ``NAME_events``."""
+    (in memory). ``?prefix=NAME`` names the collections ``NAME_memories``, ``NAME_events`` and ``NAME_turns``."""
     import os
     from urllib.parse import parse_qs, urlsplit
 

@@ -6,7 +6,9 @@ derived from tenant, user and memory id, so no scope can address or overwrite an
 The payload keeps every field of the entry, the memory id among them, and the embedding's float32 bytes:
 Qdrant normalises cosine vectors, and ``get`` returns the embedding exactly as it was written.
 ``{prefix}_events`` holds the history: points without vectors, ordered by ``seq``, a per-process
-monotonic microsecond clock that is also the event's id.
+monotonic microsecond clock that is also the event's id. ``{prefix}_turns`` holds the write-back ledger
+(``memory.turns``): points without vectors, one per turn, its id derived from tenant, user and turn id
+like a memory's, its payload the record as ``memory.stores.base.turn_params`` writes it for every store.
 
 ``qdrant_client`` is imported on first use (``models()``): it is an optional dependency.
 """
@@ -26,6 +28,8 @@ import numpy as np
 from memory.errors import InvalidInputError
 from memory.models import EventKind, MemoryEntry, MemoryEvent, MemoryFilter, MemoryStatus, Scope
 from memory.stores import qdrant_keywords as keywords
+from memory.stores.base import turn_from_params, turn_params
+from memory.turns import TurnRecord
 
 DENSE, SPARSE = "embedding", "keywords"
 ACTIVE = MemoryStatus.ACTIVE.value
@@ -36,6 +40,7 @@ MEMORY_INDEXES = {"tenant_id": "tenant", "user_id": "tenant", "expires_at": "flo
     ("memory_type", "status", "tags", "session_id", "content_hash", "embedding_model"), "keyword"
 )
 EVENT_INDEXES = {"tenant_id": "tenant", "user_id": "tenant", "memory_id": "keyword", "seq": "integer"}
+TURN_INDEXES = {"tenant_id": "tenant", "user_id": "tenant", "status": "keyword"}
 
 _seq_lock = threading.Lock()
 _last_seq = 0
@@ -60,7 +65,7 @@ def point_id(scope: Scope, memory_id: str) -> str:
 
 
 def collection_config(dimensions: int, *, vectors: bool) -> dict[str, Any]:
-    if not vectors:  # history events are payload only
+    if not vectors:  # history events and turn records are payload only
         return {"vectors_config": {}}
     return {
         "vectors_config": {DENSE: models().VectorParams(size=dimensions, distance=models().Distance.COSINE)},
@@ -156,3 +161,13 @@ def to_event(payload: Mapping[str, Any]) -> MemoryEvent:
     fields = {k: payload.get(k) for k in ("memory_id", "created_at", "content", "previous_content", "related_id")}
     details = json.loads(payload["details"])
     return MemoryEvent(id=payload["seq"], kind=EventKind(payload["kind"]), details=details, **fields)
+
+
+def turn_point(record: TurnRecord, created_at: float) -> Any:
+    """The point of ``record``, kept with ``created_at`` (the first save's, when the turn was saved before)."""
+    payload = {**turn_params(record), "created_at": created_at}
+    return models().PointStruct(id=point_id(record.scope, record.turn_id), vector={}, payload=payload)
+
+
+def to_turn(payload: Mapping[str, Any]) -> TurnRecord:
+    return turn_from_params(payload)

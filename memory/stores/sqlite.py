@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,8 +39,20 @@ from memory.models import (
     SearchRequest,
 )
 from memory.stores import sqlite_schema as schema
-from memory.stores.base import Tracer, apply_changes, check_changes, check_keep_top, ranking_params
+from memory.stores.base import (
+    PENDING_OR_FAILED,
+    Tracer,
+    apply_changes,
+    check_changes,
+    check_keep_top,
+    check_turn_id,
+    check_turn_query,
+    ranking_params,
+    turn_from_params,
+    turn_params,
+)
 from memory.stores.sqlite_driver import Driver, connect
+from memory.turns import TurnRecord, TurnStatus
 
 # The filter every read applies after the scope; named parameters keep it one constant.
 _FILTERS = """
@@ -143,6 +155,32 @@ SELECT * FROM memory_events
 WHERE tenant_id = :tenant_id AND user_id = :user_id AND (:memory_id IS NULL OR memory_id = :memory_id)
 ORDER BY id LIMIT :limit
 """
+
+# The write-back ledger. An upsert keeps the first save's created_at: the turn happened once.
+_TURN_COLUMNS = (
+    "tenant_id, user_id, turn_id, session_id, status, user_message, assistant_reply, operations, result, "
+    "attempts, error, created_at, updated_at"
+)
+SAVE_TURN_SQL = f"""
+INSERT INTO turn_records ({_TURN_COLUMNS})
+VALUES (:tenant_id, :user_id, :turn_id, :session_id, :status, :user_message, :assistant_reply, :operations,
+    :result, :attempts, :error, :created_at, :updated_at)
+ON CONFLICT (tenant_id, user_id, turn_id) DO UPDATE SET
+    session_id = excluded.session_id, status = excluded.status, user_message = excluded.user_message,
+    assistant_reply = excluded.assistant_reply, operations = excluded.operations, result = excluded.result,
+    attempts = excluded.attempts, error = excluded.error, updated_at = excluded.updated_at
+RETURNING {_TURN_COLUMNS}
+"""
+GET_TURN_SQL = f"""
+SELECT {_TURN_COLUMNS} FROM turn_records
+WHERE tenant_id = :tenant_id AND user_id = :user_id AND turn_id = :turn_id
+"""
+LIST_TURNS_SQL = f"""
+SELECT {_TURN_COLUMNS} FROM turn_records
+WHERE tenant_id = :tenant_id AND user_id = :user_id AND status IN (SELECT value FROM json_each(:statuses))
+ORDER BY created_at, turn_id LIMIT :limit
+"""
+FORGET_TURNS_SQL = "DELETE FROM turn_records WHERE tenant_id = :tenant_id AND user_id = :user_id"
 
 
 def scope_key(scope: Scope) -> str:
@@ -353,6 +391,7 @@ class SQLiteStore:
         with self._session(write=True) as conn:
             removed = self._run(conn, FORGET_SQL, _scope_params(scope)).rowcount
             self._run(conn, FORGET_EVENTS_SQL, _scope_params(scope))
+            self._run(conn, FORGET_TURNS_SQL, _scope_params(scope))
         return removed
 
     def prune(self, scope: Scope, keep_top: int, *, ranking: Ranking, now: float) -> list[str]:
@@ -442,3 +481,25 @@ class SQLiteStore:
             )
             for row in rows
         ]
+
+    # -- turn records --------------------------------------------------------------------------------
+    def save_turn(self, record: TurnRecord) -> TurnRecord:
+        params = turn_params(record)
+        with self._session(write=True) as conn:
+            row = self._run(conn, SAVE_TURN_SQL, params).fetchall()[0]  # read to the end before COMMIT
+        return turn_from_params(row)
+
+    def get_turn(self, scope: Scope, turn_id: str) -> TurnRecord | None:
+        params = {**_scope_params(scope), "turn_id": check_turn_id(turn_id)}
+        with self._session() as conn:
+            row = self._run(conn, GET_TURN_SQL, params).fetchone()
+        return turn_from_params(row) if row else None
+
+    def list_turns(
+        self, scope: Scope, statuses: Iterable[TurnStatus] = PENDING_OR_FAILED, *, limit: int = 100
+    ) -> list[TurnRecord]:
+        values, limit = check_turn_query(statuses, limit)
+        params = {**_scope_params(scope), "statuses": json.dumps(values), "limit": limit}
+        with self._session() as conn:
+            rows = self._run(conn, LIST_TURNS_SQL, params).fetchall()
+        return [turn_from_params(row) for row in rows]

@@ -69,6 +69,26 @@ STEPS: tuple[str, ...] = (
     );
     CREATE INDEX memory_events_scope ON memory_events (tenant_id, user_id, memory_id, id);
     """,
+    # 2: the write-back ledger (memory.turns), one record per turn of a scope.
+    """
+    CREATE TABLE turn_records (
+        tenant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        turn_id TEXT NOT NULL,
+        session_id TEXT,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'failed', 'done')),
+        user_message TEXT,
+        assistant_reply TEXT,
+        operations TEXT,
+        result TEXT NOT NULL DEFAULT '{}',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (tenant_id, user_id, turn_id)
+    );
+    CREATE INDEX turn_records_status ON turn_records (tenant_id, user_id, status, created_at, turn_id);
+    """,
 )
 
 SCHEMA_VERSION = len(STEPS)

@@ -22,6 +22,7 @@ from memory.stores.base import CAPABILITIES, MemoryStore
 from memory.stores.postgres import PostgresStore
 from memory.stores.qdrant import QdrantStore
 from memory.stores.sqlite import SQLiteStore
+from memory.turns import TurnStatus
 
 
 def postgres_store(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryStore:
@@ -69,6 +70,7 @@ def assert_scope_empty(store: MemoryStore, scope: Scope = PROBE) -> None:
     assert store.count(scope, EVERYTHING) == 0
     assert store.list(scope, EVERYTHING) == []
     assert store.history(scope) == []
+    assert store.list_turns(scope, TurnStatus) == []
 
 
 @pytest.fixture(params=list(STORE_FACTORIES), ids=str)
