@@ -7,19 +7,23 @@ for hit in mem.search(user_id="u1", query="which units should I use?"):
     print(hit.entry.content, hit.score, hit.reasons)
 """
 
+from memory.agent import Agent, TurnResult, run_turn
 from memory.config import Settings, get_settings
 from memory.embeddings import Embedder, SentenceTransformerEmbedder, get_embedder
 from memory.errors import (
     AgentMemoryError,
+    ClaudeError,
     ConfigurationError,
     DuplicateContentError,
     EmbeddingError,
+    ExtractionError,
     InvalidInputError,
     MemoryNotFoundError,
     SessionStoreError,
     StoreError,
     StoreUnavailableError,
 )
+from memory.extraction import ClaudeExtractor, RuleExtractor
 from memory.models import (
     EventKind,
     MemoryEntry,
@@ -38,16 +42,22 @@ from memory.models import (
 from memory.service import Memory
 from memory.sessions import SessionStore, Turn, open_session_store
 from memory.stores import MemoryStore, open_store
+from memory.turns import TurnRecord, TurnStatus
+from memory.writeback import WriteBackResult, write_back
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
     "AgentMemoryError",
+    "ClaudeError",
+    "ClaudeExtractor",
     "ConfigurationError",
     "DuplicateContentError",
     "Embedder",
     "EmbeddingError",
     "EventKind",
+    "ExtractionError",
     "InvalidInputError",
     "Memory",
     "MemoryEntry",
@@ -60,6 +70,7 @@ __all__ = [
     "Ranking",
     "RememberAction",
     "RememberResult",
+    "RuleExtractor",
     "Scope",
     "SearchHit",
     "SearchMode",
@@ -71,8 +82,14 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "Turn",
+    "TurnRecord",
+    "TurnResult",
+    "TurnStatus",
+    "WriteBackResult",
     "get_embedder",
     "get_settings",
     "open_session_store",
     "open_store",
+    "run_turn",
+    "write_back",
 ]

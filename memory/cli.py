@@ -96,13 +96,17 @@ class Context:
         self._memory = None
 
     @property
+    def settings(self):  # -> Settings, with --store applied
+        from memory.config import get_settings
+
+        return get_settings(**({"store_url": self.store_url} if self.store_url else {}))
+
+    @property
     def memory(self):  # -> Memory; imported lazily so `--help` stays instant
         if self._memory is None:
-            from memory.config import get_settings
             from memory.service import Memory
 
-            overrides = {"store_url": self.store_url} if self.store_url else {}
-            self._memory = Memory.from_settings(get_settings(**overrides))
+            self._memory = Memory.from_settings(self.settings)
         return self._memory
 
 
@@ -306,20 +310,71 @@ def migrate(url: str | None) -> None:
     click.echo(f"{redact_url(target)}: schema at revision {revision}")
 
 
-DEMO_MEMORIES: tuple[tuple[str, str, float], ...] = (
-    ("I prefer metric units: kilometres, kilograms, Celsius.", "preference", 0.8),
-    ("I'm allergic to peanuts.", "fact", 0.9),
-    ("My sister Ana lives in Lisbon.", "fact", 0.5),
-    ("Order ORD-48213 arrived damaged; I asked for a refund.", "task", 0.7),
-    ("We decided to use Postgres for the billing service.", "decision", 0.6),
-    ("I prefer metric units: kilometres, kilograms, Celsius", "preference", 0.8),  # a repeat: merged
-)
-DEMO_QUESTIONS = (
-    "How far is a marathon? Answer in the units I like.",
-    "What food should I avoid?",
-    "Who could I visit in Portugal?",
-    "Any news on ORD-48213?",
-)
+@main.command()
+@user_option
+@click.option("--session", "session_id", help="Session id: recent turns of it go with each message.")
+@click.option("--message", help="Send this one message and exit instead of reading from the terminal.")
+@click.option("--show-memories", is_flag=True, help="Print the memories injected into each turn.")
+@pass_context
+@library_errors
+def chat(ctx: Context, user_id: str, session_id: str | None, message: str | None, show_memories: bool) -> None:
+    """Talk to Claude with the user's memories; offline (no ANTHROPIC_API_KEY) show what memory does."""
+    import uuid
+
+    from memory import chat as chat_turns
+
+    agent, offline = chat_turns.open_chat_agent(ctx.settings)
+    if offline:
+        click.echo(chat_turns.OFFLINE_NOTICE, err=True)
+    if session_id is None and message is None:
+        session_id = f"chat-{uuid.uuid4().hex[:8]}"
+        click.echo(f"session {session_id} (resume with --session {session_id}); /quit or Ctrl-D to leave", err=True)
+    messages = [message] if message is not None else _read_messages()
+    failed = chat_turns.converse(agent, offline, user_id, session_id, ctx.tenant_id, messages, show_memories)
+    agent.close()
+    if failed and message is not None:
+        sys.exit(1)
+
+
+def _read_messages():
+    """Lines from the terminal (or a pipe) until /quit, /exit, Ctrl-D or Ctrl-C; blank lines are skipped."""
+    while True:
+        try:
+            line = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+        except (EOFError, KeyboardInterrupt, click.exceptions.Abort):
+            return
+        if line.strip() in ("/quit", "/exit"):
+            return
+        if line.strip():
+            yield line
+
+
+@main.command()
+@user_option
+@output_options
+@pass_context
+@library_errors
+def writeback(ctx: Context, user_id: str, as_json: bool) -> None:
+    """Retry the user's pending and failed write-backs now (Claude with a key, else the rules)."""
+    from memory.agent import choose_extractor
+    from memory.claude import make_client
+    from memory.models import Scope
+    from memory.writeback import retry_pending
+
+    settings = ctx.settings
+    client = make_client(settings) if settings.anthropic_api_key is not None else None
+    extractor = choose_extractor(settings, client)
+    if extractor is None:
+        raise ConfigurationError("MEMORY_EXTRACTION=off: there is no extractor to retry with")
+    results = retry_pending(ctx.memory, extractor, Scope(user_id, ctx.tenant_id), limit=1000)
+    if as_json:
+        emit_json([result.as_dict() for result in results])
+        return
+    rows = [
+        (r.turn_id, r.status, ", ".join(f"{a['outcome']} {a['memory_id']}" for a in r.applied), r.error or "")
+        for r in results
+    ]
+    print_table(rows, ("turn", "status", "memories", "error"), wrap=70)
 
 
 @main.command()
@@ -332,6 +387,8 @@ def demo(ctx: Context, user_id: str) -> None:
     Uses a fresh SQLite file in a temporary directory unless --store (or MEMORY_STORE_URL) names a
     store; there, the demo user's earlier memories are forgotten first.
     """
+    from memory.demo import show_demo
+
     with tempfile.TemporaryDirectory(prefix="agent-memory-demo-") as folder:
         given = ctx.store_url is not None
         if not given:
@@ -343,18 +400,5 @@ def demo(ctx: Context, user_id: str) -> None:
         started = time.perf_counter()
         ctx.memory.embedder.embed(["warm up"])
         click.echo(f"embedding model loaded in {time.perf_counter() - started:.1f} s\n")
-        for content, memory_type, importance in DEMO_MEMORIES:
-            result = ctx.memory.remember(
-                user_id, content, memory_type=memory_type, importance=importance, tenant_id=ctx.tenant_id
-            )
-            click.echo(f"remember  [{memory_type}] {content}\n          -> {result.action.value}")
-        for question in DEMO_QUESTIONS:
-            started = time.perf_counter()
-            hits = ctx.memory.search(user_id, question, top_k=3, tenant_id=ctx.tenant_id)
-            elapsed = (time.perf_counter() - started) * 1000
-            click.echo(f"\nrecall    {question}   ({elapsed:.0f} ms)")
-            for rank, hit in enumerate(hits, start=1):
-                click.echo(f"  {rank}. {hit.entry.content}\n     score {hit.score:.3f}: {'; '.join(hit.reasons)}")
-            if not hits:
-                click.echo("  (nothing relevant)")
+        show_demo(ctx.memory, user_id, ctx.tenant_id, click.echo)
         ctx.memory.close()

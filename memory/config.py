@@ -8,7 +8,9 @@ it); a test keeps the two in step.
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError, field_validator
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from memory.errors import ConfigurationError
@@ -66,6 +68,53 @@ class Settings(BaseSettings):
     )
     session_timeout_seconds: float = Field(
         2.0, gt=0.0, le=60.0, description="Network timeout of a session store call (Redis or Upstash)."
+    )
+
+    anthropic_api_key: SecretStr | None = Field(
+        None,
+        validation_alias="ANTHROPIC_API_KEY",
+        description="Claude API key. Unset: `chat` runs offline and write-back uses the rule-based extractor.",
+    )
+    anthropic_base_url: str | None = Field(
+        None,
+        validation_alias="ANTHROPIC_BASE_URL",
+        description="Another address for the Messages API (a proxy or gateway); the tests point it at a fake.",
+    )
+    chat_model: str = Field("claude-sonnet-5-5", min_length=1, description="The model that answers each turn.")
+    extraction_model: str = Field(
+        "claude-haiku-5-5", min_length=1, description="The cheap model that extracts memories from a turn."
+    )
+    max_tokens: int = Field(1024, ge=1, le=64_000, description="Longest reply of the chat model, in tokens.")
+    claude_timeout_seconds: float = Field(
+        20.0,
+        gt=0.0,
+        lt=30.0,
+        description="Per-request timeout of Claude calls; under 30 s, API Gateway's hard limit.",
+    )
+    claude_max_retries: int = Field(
+        1, ge=0, le=5, description="Retries of a Claude call after a 429, 5xx, 529 or timeout (the SDK's backoff)."
+    )
+    system_prompt: str = Field(
+        "You are a helpful assistant with a long-term memory of this user.",
+        min_length=1,
+        description="The operator's instructions: the first, cached part of every system prompt.",
+    )
+    prompt_memories: int = Field(5, ge=0, le=50, description="Most memories injected into a turn's prompt.")
+    prompt_memory_tokens: int = Field(
+        600, ge=50, le=20_000, description="Token budget of the memory block (estimated at 3.5 characters a token)."
+    )
+    prompt_session_turns: int = Field(
+        10, ge=0, le=1000, description="Recent session turns sent with each message (0: none)."
+    )
+    extraction: Literal["auto", "claude", "rules", "off"] = Field(
+        "auto",
+        description="Write-back extractor: claude, rules (zero cost), off, or auto (claude with a key, else rules).",
+    )
+    extraction_context: int = Field(
+        8, ge=0, le=50, description="Similar existing memories shown to the extractor, so it can update them."
+    )
+    writeback_max_attempts: int = Field(
+        5, ge=1, le=100, description="Automatic tries of a failed write-back; after that only `agent-memory writeback`."
     )
 
     @field_validator("store_url")

@@ -10,6 +10,8 @@ has to know which backend is configured to handle a failure, and the original st
     ├── ConfigurationError       a setting is wrong: unknown URL scheme, missing driver, bad model path
     ├── EmbeddingError           the embedding model cannot be loaded or fails to encode
     ├── SessionStoreError        the session store (Redis, Upstash) failed: down, slow, or refused the call
+    ├── ClaudeError              the Claude API gave no reply: timeout, overload, rate limit, rejected request
+    ├── ExtractionError          write-back extraction failed (API error, refusal, an answer off the schema)
     └── StoreError               the backend failed while serving a call
         ├── StoreUnavailableError    the backend cannot be opened or reached at all
         └── DuplicateContentError    an active memory of the user already has this exact content
@@ -54,6 +56,28 @@ class SessionStoreError(AgentMemoryError):
     Session context is an optimisation, so ``recent`` and ``append`` never let it escape: ``recent`` degrades
     to no context and ``append`` returns ``False``; both log a warning and count the failure. ``clear`` and
     ``forget_user`` raise it, because a deletion the user asked for must not fail silently.
+    """
+
+
+class ClaudeError(AgentMemoryError):
+    """Raised by a turn when Claude gives no reply: timed out, overloaded, rate limited, or unreachable.
+
+    Raised after the SDK's own retries (``MEMORY_CLAUDE_MAX_RETRIES``). The user's message is not lost:
+    it is already in the session and in the write-back ledger. ``retryable`` tells a caller whether trying
+    again later can help (overload, rate limit, timeout) or not (bad key, bad request); an HTTP layer maps
+    the first to 503 and the second to 502.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ExtractionError(AgentMemoryError):
+    """Raised by an extractor when it cannot produce operations: API error, refusal, or an answer off the schema.
+
+    Write-back catches it: the turn is recorded as ``failed`` (with this message) and retried later; it
+    never fails the turn that produced it.
     """
 
 

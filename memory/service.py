@@ -97,15 +97,20 @@ class Memory:
         session_id: str | None = None,
         ttl: timedelta | float | None = None,
         supersedes: str | None = None,
+        memory_id: str | None = None,
         tenant_id: str = DEFAULT_TENANT,
     ) -> RememberResult:
         """Store a memory, or fold it into the one it repeats, or let it replace the one it corrects.
 
         ``supersedes`` names an entry this one corrects (what an extractor answers with ``update(id)``);
         without it, a near duplicate that brings new words supersedes the closest entry automatically.
+        ``memory_id`` fixes the id a new entry gets (write-back derives it from the turn, so a replay can
+        tell the memory is already there); a merge keeps the existing entry's id.
         """
         now = time.time()
+        ids = {} if memory_id is None else {"id": memory_id}
         entry = MemoryEntry(
+            **ids,
             user_id=user_id,
             tenant_id=tenant_id,
             content=self._checked_content(content),
@@ -203,12 +208,20 @@ class Memory:
         return RememberResult(RememberAction.SUPERSEDED, added, previous_id=old.id)
 
     def _archive(
-        self, old: MemoryEntry, successor_id: str, *, automatic: bool, similarity: float | None = None
-    ) -> None:
+        self,
+        old: MemoryEntry,
+        successor_id: str | None,
+        *,
+        automatic: bool,
+        similarity: float | None = None,
+        reason: str | None = None,
+    ) -> MemoryEntry:
         details: dict[str, Any] = {"automatic": automatic}
         if similarity is not None:
             details["similarity"] = round(similarity, 4)
-        self.store.update(
+        if reason is not None:
+            details["reason"] = reason
+        return self.store.update(
             old.scope,
             old.id,
             {"status": MemoryStatus.SUPERSEDED, "superseded_by": successor_id},
@@ -243,6 +256,20 @@ class Memory:
         if not changes:
             raise InvalidInputError("nothing to update: give content, memory_type, importance, tags or metadata")
         return self.store.update(Scope(user_id, tenant_id), memory_id, changes)
+
+    def retire(
+        self, user_id: str, memory_id: str, *, reason: str | None = None, tenant_id: str = DEFAULT_TENANT
+    ) -> MemoryEntry:
+        """Archive a memory that is no longer true, with nothing replacing it (an extractor's ``delete``).
+
+        Unlike ``delete`` this keeps the entry (status ``superseded``, no successor) and its history:
+        an inferred "no longer true" must never destroy what the user said. Retiring an archived memory
+        changes nothing and returns it as it is.
+        """
+        entry = self.get(user_id, memory_id, tenant_id=tenant_id)
+        if entry.status is not MemoryStatus.ACTIVE:
+            return entry
+        return self._archive(entry, None, automatic=False, reason=reason)
 
     def delete(self, user_id: str, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> None:
         """Remove one memory for good (an explicit forget); its history keeps that it was deleted."""

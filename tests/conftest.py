@@ -13,6 +13,7 @@ import pytest
 from memory import Memory, get_settings
 from memory.embeddings import SentenceTransformerEmbedder, get_embedder
 from memory.stores.sqlite import SQLiteStore
+from tests.messages_api import MessagesAPI
 from tests.postgres_support import PostgresDatabase, postgres_database
 
 
@@ -20,7 +21,7 @@ from tests.postgres_support import PostgresDatabase, postgres_database
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts without MEMORY_* settings from the developer's shell (encode/httpx style)."""
     for name in list(os.environ):
-        if name.startswith(("MEMORY_", "UPSTASH_")) or name == "SESSION_STORE_URL":
+        if name.startswith(("MEMORY_", "UPSTASH_", "ANTHROPIC_")) or name == "SESSION_STORE_URL":
             monkeypatch.delenv(name)
     yield
 
@@ -48,3 +49,10 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresDatab
     """
     with postgres_database(tmp_path_factory.mktemp("postgres")) as database:
         yield database
+
+
+@pytest.fixture
+def messages_api() -> Iterator[MessagesAPI]:
+    """A fake Anthropic Messages API on a loopback port (tests/messages_api.py); the real SDK talks to it."""
+    with MessagesAPI() as server:
+        yield server

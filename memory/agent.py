@@ -1,0 +1,292 @@
+"""One agent turn: recent session turns + recalled memories -> Claude -> reply -> write-back.
+
+    from memory.agent import run_turn
+    result = run_turn("u1", "Which seat should I book?", session_id="s1")
+    print(result.reply, [hit.entry.content for hit in result.memories], result.usage, result.cost_usd)
+
+``Agent.prepare`` does everything before the Claude call (session read, embed, search, prompt) and is
+what the offline chat and the overhead benchmark use; ``Agent.run_turn`` adds the call, the session
+write and write-back. A Claude failure raises ``ClaudeError`` after the user's message is safe (in the
+session and the write-back ledger); a write-back failure never fails the turn.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from memory.claude import call_claude, make_client
+from memory.config import Settings, get_settings
+from memory.errors import AgentMemoryError, ConfigurationError, InvalidInputError
+from memory.extraction import ClaudeExtractor, Extractor, RuleExtractor
+from memory.models import DEFAULT_TENANT, Scope, SearchHit, _identifier
+from memory.prompting import MemoryBlock, render_memories, system_prompt
+from memory.service import Memory
+from memory.sessions import SessionStore, Turn, open_session_store
+from memory.usage import TokenUsage, log_call
+from memory.writeback import WriteBackResult, record_turn, retry_pending, write_back
+
+logger = logging.getLogger("memory.agent")
+MAX_MESSAGE_CHARS = 32_000
+
+
+def choose_extractor(settings: Settings, client: Any) -> Extractor | None:
+    """``MEMORY_EXTRACTION``: claude, rules, off, or auto (claude when there is a client, else rules)."""
+    if settings.extraction == "off":
+        return None
+    if settings.extraction == "rules" or (settings.extraction == "auto" and client is None):
+        return RuleExtractor()
+    if client is None:
+        raise ConfigurationError("MEMORY_EXTRACTION=claude needs ANTHROPIC_API_KEY; or set MEMORY_EXTRACTION=rules")
+    return ClaudeExtractor(client, settings.extraction_model)
+
+
+def conversation(history: Sequence[Turn], message: str) -> list[dict[str, str]]:
+    """Messages API ``messages``: history then the new message, roles alternating, starting with the user.
+
+    A turn whose reply was lost (Claude was down) leaves two user turns in a row: they are joined.
+    """
+    messages: list[dict[str, str]] = []
+    for turn in [*history, Turn("user", message)]:
+        if messages and messages[-1]["role"] == turn.role:
+            messages[-1]["content"] += "\n\n" + turn.content
+        elif messages or turn.role == "user":
+            messages.append(turn.as_message())
+    return messages
+
+
+@dataclass(slots=True)
+class PreparedTurn:
+    """Everything a turn sends to Claude, and how long each step took (milliseconds)."""
+
+    turn_id: str
+    scope: Scope
+    session_id: str | None
+    message: str
+    history: list[Turn]
+    hits: list[SearchHit]
+    block: MemoryBlock
+    system: list[dict[str, Any]]
+    messages: list[dict[str, str]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TurnResult:
+    turn_id: str
+    reply: str
+    memories: list[SearchHit]
+    model: str
+    usage: TokenUsage
+    cost_usd: float | None
+    session_id: str | None = None
+    write_back: WriteBackResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "turn_id": self.turn_id,
+            "reply": self.reply,
+            "memories": [hit.as_dict() for hit in self.memories],
+            "model": self.model,
+            "usage": self.usage.as_dict(),
+            "cost_usd": self.cost_usd,
+            "session_id": self.session_id,
+            "write_back": self.write_back.as_dict() if self.write_back else None,
+            "timings_ms": {name: round(ms, 2) for name, ms in self.timings.items()},
+        }
+
+
+class Agent:
+    """A Claude agent with memory: one ``Memory``, an optional session store, client and extractor."""
+
+    def __init__(
+        self,
+        memory: Memory,
+        *,
+        sessions: SessionStore | None = None,
+        client: Any = None,
+        extractor: Extractor | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.memory = memory
+        self.sessions = sessions
+        self.client = client
+        self.extractor = extractor
+        self.settings = settings or memory.settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, memory: Memory | None = None) -> Agent:
+        """From the environment: store, session store, Claude client (when ANTHROPIC_API_KEY is set), extractor."""
+        settings = settings or get_settings()
+        memory = memory or Memory.from_settings(settings)
+        client = make_client(settings) if settings.anthropic_api_key is not None else None
+        return cls(
+            memory,
+            sessions=open_session_store(settings=settings),
+            client=client,
+            extractor=choose_extractor(settings, client),
+            settings=settings,
+        )
+
+    def close(self) -> None:
+        self.memory.close()
+        if self.sessions is not None:
+            self.sessions.close()
+
+    def prepare(
+        self,
+        user_id: str,
+        message: str,
+        session_id: str | None = None,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        turn_id: str | None = None,
+    ) -> PreparedTurn:
+        """Session read, recall and prompt for one message: the request a turn would send, not sent."""
+        scope = Scope(user_id, tenant_id)
+        if not isinstance(message, str) or not message.strip():
+            raise InvalidInputError("message must be a non-empty string")
+        if len(message) > MAX_MESSAGE_CHARS:
+            raise InvalidInputError(f"message is {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}")
+        if session_id is not None:
+            _identifier("session_id", session_id)
+        turn_id = _identifier("turn_id", turn_id) if turn_id is not None else uuid.uuid4().hex
+        settings = self.settings
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        history: list[Turn] = []
+        if self.sessions is not None and session_id is not None and settings.prompt_session_turns:
+            history = self.sessions.recent(scope, session_id, settings.prompt_session_turns)
+        timings["session_read"] = _since(started)
+        started = time.perf_counter()
+        hits = (
+            self.memory.search(user_id, message, top_k=settings.prompt_memories, tenant_id=tenant_id)
+            if settings.prompt_memories
+            else []
+        )
+        timings["recall"] = _since(started)
+        started = time.perf_counter()
+        block = render_memories(hits, max_memories=settings.prompt_memories, max_tokens=settings.prompt_memory_tokens)
+        system = system_prompt(settings.system_prompt, block)
+        messages = conversation(history, message)
+        timings["prompt"] = _since(started)
+        return PreparedTurn(turn_id, scope, session_id, message, history, hits, block, system, messages, timings)
+
+    def run_turn(
+        self,
+        user_id: str,
+        message: str,
+        session_id: str | None = None,
+        *,
+        tenant_id: str = DEFAULT_TENANT,
+        turn_id: str | None = None,
+        write_back: bool = True,
+    ) -> TurnResult:
+        """Answer ``message`` with the user's memories in the prompt, then remember what it taught us.
+
+        ``write_back=False`` records the turn for a later write-back (what the Lambda API does: a queue
+        runs it) instead of extracting inline. Raises ``ClaudeError`` when Claude gives no reply.
+        """
+        if self.client is None:
+            raise ConfigurationError(
+                "ANTHROPIC_API_KEY is not set: set it to talk to Claude (`agent-memory chat` runs offline without it)"
+            )
+        turn = self.prepare(user_id, message, session_id, tenant_id=tenant_id, turn_id=turn_id)
+        model = self.settings.chat_model
+        started = time.perf_counter()
+        try:
+            response = call_claude(
+                self.client,
+                model=model,
+                max_tokens=self.settings.max_tokens,
+                system=turn.system,
+                messages=turn.messages,
+            )
+        except AgentMemoryError:
+            self._keep_unanswered(turn)
+            raise
+        turn.timings["claude"] = _since(started)
+        usage = TokenUsage.from_response(response.usage)
+        cost = log_call(
+            purpose="chat",
+            model=model,
+            usage=usage,
+            turn_id=turn.turn_id,
+            latency_ms=turn.timings["claude"],
+            request_id=getattr(response, "_request_id", None),
+            extra={"memory_ids": [hit.entry.id for hit in turn.block.used], "stop_reason": response.stop_reason},
+        )
+        reply = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
+        started = time.perf_counter()
+        self._append(turn, Turn("user", message, turn_id=f"{turn.turn_id}.user"))
+        if reply.strip():
+            self._append(turn, Turn("assistant", reply, turn_id=f"{turn.turn_id}.assistant"))
+        turn.timings["session_write"] = _since(started)
+        result = TurnResult(
+            turn.turn_id, reply, list(turn.block.used), model, usage, cost, session_id, timings=turn.timings
+        )
+        started = time.perf_counter()
+        if write_back:
+            result.write_back = self.write_back(turn, reply)
+        else:
+            record_turn(self.memory, **self._turn_fields(turn, reply))
+        turn.timings["write_back"] = _since(started)
+        return result
+
+    def write_back(self, turn: PreparedTurn, reply: str | None) -> WriteBackResult | None:
+        """Inline write-back of ``turn``, then retries of the user's earlier failed ones; never raises."""
+        if self.extractor is None:
+            return None
+        try:
+            result = write_back(self.memory, self.extractor, **self._turn_fields(turn, reply))
+            retry_pending(
+                self.memory, self.extractor, turn.scope, max_attempts=self.settings.writeback_max_attempts, limit=3
+            )
+            return result
+        except AgentMemoryError as exc:  # the store itself failed: the turn still stands
+            logger.warning("write-back of turn %s did not run: %s", turn.turn_id, exc)
+            return WriteBackResult(turn.turn_id, "failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _keep_unanswered(self, turn: PreparedTurn) -> None:
+        """Claude gave no reply: keep the user's message in the session and the ledger for a later write-back."""
+        self._append(turn, Turn("user", turn.message, turn_id=f"{turn.turn_id}.user"))
+        try:
+            record_turn(self.memory, **self._turn_fields(turn, None))
+        except AgentMemoryError:
+            logger.exception("could not record unanswered turn %s", turn.turn_id)
+
+    def _append(self, turn: PreparedTurn, entry: Turn) -> None:
+        if self.sessions is not None and turn.session_id is not None:
+            self.sessions.append(turn.scope, turn.session_id, entry)
+
+    @staticmethod
+    def _turn_fields(turn: PreparedTurn, reply: str | None) -> dict[str, Any]:
+        return {
+            "user_id": turn.scope.user_id,
+            "tenant_id": turn.scope.tenant_id,
+            "turn_id": turn.turn_id,
+            "message": turn.message,
+            "reply": reply,
+            "session_id": turn.session_id,
+        }
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+@functools.lru_cache(maxsize=1)
+def default_agent() -> Agent:
+    """The process's agent, built from the environment on first use (a Lambda container reuses it)."""
+    return Agent.from_settings()
+
+
+def run_turn(user_id: str, message: str, session_id: str | None = None, **options: Any) -> TurnResult:
+    """``default_agent().run_turn(...)``: one turn with everything configured from the environment."""
+    return default_agent().run_turn(user_id, message, session_id, **options)
