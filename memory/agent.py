@@ -33,6 +33,7 @@ from memory.writeback import WriteBackResult, record_turn, retry_pending, write_
 
 logger = logging.getLogger("memory.agent")
 MAX_MESSAGE_CHARS = 32_000
+MEMORY_MODES = ("inject", "tool", "both")
 
 
 def choose_extractor(settings: Settings, client: Any) -> Extractor | None:
@@ -87,6 +88,8 @@ class TurnResult:
     session_id: str | None = None
     write_back: WriteBackResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    memory_mode: str = "inject"
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # memory-tool commands run, in order
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +101,8 @@ class TurnResult:
             "cost_usd": self.cost_usd,
             "session_id": self.session_id,
             "write_back": self.write_back.as_dict() if self.write_back else None,
+            "memory_mode": self.memory_mode,
+            "tool_calls": self.tool_calls,
             "timings_ms": {name: round(ms, 2) for name, ms in self.timings.items()},
         }
 
@@ -147,8 +152,12 @@ class Agent:
         *,
         tenant_id: str = DEFAULT_TENANT,
         turn_id: str | None = None,
+        inject: bool = True,
     ) -> PreparedTurn:
-        """Session read, recall and prompt for one message: the request a turn would send, not sent."""
+        """Session read, recall and prompt for one message: the request a turn would send, not sent.
+
+        ``inject=False`` (memory-tool turns) skips recall: the system prompt is the instructions alone.
+        """
         scope = Scope(user_id, tenant_id)
         if not isinstance(message, str) or not message.strip():
             raise InvalidInputError("message must be a non-empty string")
@@ -167,13 +176,13 @@ class Agent:
         started = time.perf_counter()
         hits = (
             self.memory.search(user_id, message, top_k=settings.prompt_memories, tenant_id=tenant_id)
-            if settings.prompt_memories
+            if settings.prompt_memories and inject
             else []
         )
         timings["recall"] = _since(started)
         started = time.perf_counter()
         block = render_memories(hits, max_memories=settings.prompt_memories, max_tokens=settings.prompt_memory_tokens)
-        system = system_prompt(settings.system_prompt, block)
+        system = system_prompt(settings.system_prompt, block if inject else None)
         messages = conversation(history, message)
         timings["prompt"] = _since(started)
         return PreparedTurn(turn_id, scope, session_id, message, history, hits, block, system, messages, timings)
@@ -187,42 +196,32 @@ class Agent:
         tenant_id: str = DEFAULT_TENANT,
         turn_id: str | None = None,
         write_back: bool = True,
+        memory_mode: str | None = None,
     ) -> TurnResult:
-        """Answer ``message`` with the user's memories in the prompt, then remember what it taught us.
+        """Answer ``message`` with the user's memories, then remember what it taught us.
 
-        ``write_back=False`` records the turn for a later write-back (what the Lambda API does: a queue
-        runs it) instead of extracting inline. Raises ``ClaudeError`` when Claude gives no reply.
+        ``memory_mode`` (default ``MEMORY_MEMORY_MODE``): ``inject`` recalls memories into the prompt;
+        ``tool`` lets Claude manage its own memory through the memory tool (``memory.memory_tool``) in a
+        bounded loop, with no recall and no write-back (Claude writes what it wants kept); ``both`` does
+        both. ``write_back=False`` records the turn for a later write-back (what the Lambda API does: a
+        queue runs it) instead of extracting inline. Raises ``ClaudeError`` when Claude gives no reply.
         """
         if self.client is None:
             raise ConfigurationError(
                 "ANTHROPIC_API_KEY is not set: set it to talk to Claude (`agent-memory chat` runs offline without it)"
             )
-        turn = self.prepare(user_id, message, session_id, tenant_id=tenant_id, turn_id=turn_id)
+        mode = self.settings.memory_mode if memory_mode is None else memory_mode
+        if mode not in MEMORY_MODES:
+            raise InvalidInputError(f"memory_mode must be one of {', '.join(MEMORY_MODES)}, got {mode!r}")
+        turn = self.prepare(user_id, message, session_id, tenant_id=tenant_id, turn_id=turn_id, inject=mode != "tool")
         model = self.settings.chat_model
         started = time.perf_counter()
         try:
-            response = call_claude(
-                self.client,
-                model=model,
-                max_tokens=self.settings.max_tokens,
-                system=turn.system,
-                messages=turn.messages,
-            )
+            reply, usage, cost, tool_calls = self._ask(turn, mode)
         except AgentMemoryError:
             self._keep_unanswered(turn)
             raise
         turn.timings["claude"] = _since(started)
-        usage = TokenUsage.from_response(response.usage)
-        cost = log_call(
-            purpose="chat",
-            model=model,
-            usage=usage,
-            turn_id=turn.turn_id,
-            latency_ms=turn.timings["claude"],
-            request_id=getattr(response, "_request_id", None),
-            extra={"memory_ids": [hit.entry.id for hit in turn.block.used], "stop_reason": response.stop_reason},
-        )
-        reply = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
         started = time.perf_counter()
         self._append(turn, Turn("user", message, turn_id=f"{turn.turn_id}.user"))
         if reply.strip():
@@ -231,13 +230,56 @@ class Agent:
         result = TurnResult(
             turn.turn_id, reply, list(turn.block.used), model, usage, cost, session_id, timings=turn.timings
         )
+        result.memory_mode, result.tool_calls = mode, tool_calls
         started = time.perf_counter()
-        if write_back:
-            result.write_back = self.write_back(turn, reply)
-        else:
-            record_turn(self.memory, **self._turn_fields(turn, reply))
+        if mode != "tool":
+            if write_back:
+                result.write_back = self.write_back(turn, reply)
+            else:
+                record_turn(self.memory, **self._turn_fields(turn, reply))
         turn.timings["write_back"] = _since(started)
         return result
+
+    def _ask(self, turn: PreparedTurn, mode: str) -> tuple[str, TokenUsage, float | None, list[dict[str, Any]]]:
+        """The Claude call(s) of a turn: one call, or the memory-tool loop."""
+        settings, model = self.settings, self.settings.chat_model
+        extra = {"memory_ids": [hit.entry.id for hit in turn.block.used], "memory_mode": mode}
+        if mode != "inject":
+            from memory.memory_tool import StoreMemoryTool
+            from memory.tool_loop import run_tool_loop
+
+            tool = StoreMemoryTool(self.memory, turn.scope.user_id, tenant_id=turn.scope.tenant_id)
+            loop = run_tool_loop(
+                self.client,
+                tool,
+                model=model,
+                max_tokens=settings.max_tokens,
+                system=turn.system,
+                messages=turn.messages,
+                max_steps=settings.tool_max_steps,
+                token_budget=settings.tool_token_budget,
+                turn_id=turn.turn_id,
+                extra=extra,
+            )
+            if loop.stopped != "answered":
+                logger.warning("turn %s: memory-tool loop stopped at its %s", turn.turn_id, loop.stopped)
+            return loop.reply, loop.usage, loop.cost_usd, loop.tool_calls
+        started = time.perf_counter()
+        response = call_claude(
+            self.client, model=model, max_tokens=settings.max_tokens, system=turn.system, messages=turn.messages
+        )
+        usage = TokenUsage.from_response(response.usage)
+        cost = log_call(
+            purpose="chat",
+            model=model,
+            usage=usage,
+            turn_id=turn.turn_id,
+            latency_ms=_since(started),
+            request_id=getattr(response, "_request_id", None),
+            extra={**extra, "stop_reason": response.stop_reason},
+        )
+        reply = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
+        return reply, usage, cost, []
 
     def write_back(self, turn: PreparedTurn, reply: str | None) -> WriteBackResult | None:
         """Inline write-back of ``turn``, then retries of the user's earlier failed ones; never raises."""

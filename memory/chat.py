@@ -71,6 +71,10 @@ def describe_write_back(result: WriteBackResult | None) -> Iterator[str]:
 
 
 def describe_online(result: TurnResult, show_memories: bool) -> Iterator[str]:
+    for call in result.tool_calls:
+        command = call["input"].get("command", "?")
+        path = call["input"].get("path") or call["input"].get("old_path", "")
+        yield f"  memory tool: {command} {path}{' (refused)' if call['is_error'] else ''}"
     if show_memories:
         yield f"  memories used ({len(result.memories)}):"
         for hit in result.memories:
@@ -116,3 +120,16 @@ def converse(
         for line in describe_online(result, show_memories):
             click.echo(line, err=True)
     return failed
+
+
+def read_messages() -> Iterator[str]:
+    """Lines from the terminal (or a pipe) until /quit, /exit, Ctrl-D or Ctrl-C; blank lines are skipped."""
+    while True:
+        try:
+            line = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+        except (EOFError, KeyboardInterrupt, click.exceptions.Abort):
+            return
+        if line.strip() in ("/quit", "/exit"):
+            return
+        if line.strip():
+            yield line

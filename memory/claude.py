@@ -29,12 +29,14 @@ def make_client(settings: Settings) -> Any:
     )
 
 
-def call_claude(client: Any, **request: Any) -> Any:
-    """``client.messages.create(**request)``, with the SDK's errors translated after its retries."""
+def call_claude(client: Any, *, beta: bool = False, **request: Any) -> Any:
+    """``client.messages.create(**request)`` (``client.beta.messages`` with ``beta``), with the SDK's errors
+    translated after its retries."""
     import anthropic
 
+    messages = client.beta.messages if beta else client.messages
     try:
-        return client.messages.create(**request)
+        return messages.create(**request)
     except anthropic.APITimeoutError as exc:
         raise ClaudeError(
             "Claude did not answer in time (MEMORY_CLAUDE_TIMEOUT_SECONDS); try again", retryable=True

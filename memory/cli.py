@@ -315,38 +315,55 @@ def migrate(url: str | None) -> None:
 @click.option("--session", "session_id", help="Session id: recent turns of it go with each message.")
 @click.option("--message", help="Send this one message and exit instead of reading from the terminal.")
 @click.option("--show-memories", is_flag=True, help="Print the memories injected into each turn.")
+@click.option(
+    "--memory-mode",
+    type=click.Choice(["inject", "tool", "both"]),
+    help="inject (recall into the prompt), tool (Claude's memory tool) or both; default MEMORY_MEMORY_MODE.",
+)
 @pass_context
 @library_errors
-def chat(ctx: Context, user_id: str, session_id: str | None, message: str | None, show_memories: bool) -> None:
+def chat(
+    ctx: Context,
+    user_id: str,
+    session_id: str | None,
+    message: str | None,
+    show_memories: bool,
+    memory_mode: str | None,
+) -> None:
     """Talk to Claude with the user's memories; offline (no ANTHROPIC_API_KEY) show what memory does."""
     import uuid
 
     from memory import chat as chat_turns
 
-    agent, offline = chat_turns.open_chat_agent(ctx.settings)
+    settings = ctx.settings
+    if memory_mode is not None:
+        settings = settings.model_copy(update={"memory_mode": memory_mode})
+    agent, offline = chat_turns.open_chat_agent(settings)
     if offline:
         click.echo(chat_turns.OFFLINE_NOTICE, err=True)
     if session_id is None and message is None:
         session_id = f"chat-{uuid.uuid4().hex[:8]}"
         click.echo(f"session {session_id} (resume with --session {session_id}); /quit or Ctrl-D to leave", err=True)
-    messages = [message] if message is not None else _read_messages()
+    messages = [message] if message is not None else chat_turns.read_messages()
     failed = chat_turns.converse(agent, offline, user_id, session_id, ctx.tenant_id, messages, show_memories)
     agent.close()
     if failed and message is not None:
         sys.exit(1)
 
 
-def _read_messages():
-    """Lines from the terminal (or a pipe) until /quit, /exit, Ctrl-D or Ctrl-C; blank lines are skipped."""
-    while True:
-        try:
-            line = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
-        except (EOFError, KeyboardInterrupt, click.exceptions.Abort):
-            return
-        if line.strip() in ("/quit", "/exit"):
-            return
-        if line.strip():
-            yield line
+@main.command()
+@user_option
+@click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP transport: the address to listen on.")
+@click.option("--port", type=int, default=8765, show_default=True, help="HTTP transport: the port (endpoint /mcp).")
+@pass_context
+def mcp(ctx: Context, user_id: str, transport: str, host: str, port: int) -> None:
+    """Serve the user's memories as MCP tools (remember, search, list, forget, history) for Claude clients."""
+    from memory.mcp_server import main as serve
+
+    argv = ["--user", user_id, "--tenant", ctx.tenant_id, "--transport", transport, "--host", host]
+    argv += ["--port", str(port)] + (["--store", ctx.store_url] if ctx.store_url else [])
+    serve(argv)
 
 
 @main.command()

@@ -113,6 +113,14 @@ class Settings(BaseSettings):
     extraction_context: int = Field(
         8, ge=0, le=50, description="Similar existing memories shown to the extractor, so it can update them."
     )
+    memory_mode: Literal["inject", "tool", "both"] = Field(
+        "inject",
+        description="How a turn uses memory: inject (recalled into the prompt), tool (Claude's memory tool), both.",
+    )
+    tool_max_steps: int = Field(8, ge=1, le=50, description="Most Claude calls of one turn's memory-tool loop.")
+    tool_token_budget: int = Field(
+        50_000, ge=1000, le=1_000_000, description="Tokens after which a turn's memory-tool loop stops."
+    )
     writeback_max_attempts: int = Field(
         5, ge=1, le=100, description="Automatic tries of a failed write-back; after that only `agent-memory writeback`."
     )

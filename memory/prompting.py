@@ -105,8 +105,13 @@ def render_memories(
     return MemoryBlock(text=text, used=tuple(used), left_out=len(hits) - len(used), tokens=estimate_tokens(text))
 
 
-def system_prompt(instructions: str, block: MemoryBlock) -> list[dict[str, Any]]:
-    """The ``system`` parameter of the Messages API: the cached static prefix, then this turn's memories."""
+def system_prompt(instructions: str, block: MemoryBlock | None) -> list[dict[str, Any]]:
+    """The ``system`` parameter of the Messages API: the cached static prefix, then this turn's memories.
+
+    Without a block (memory-tool turns) it is the instructions alone, still cached.
+    """
+    if block is None:
+        return [{"type": "text", "text": instructions.strip(), "cache_control": {"type": "ephemeral"}}]
     return [
         {"type": "text", "text": f"{instructions.strip()}\n\n{MEMORY_RULES}", "cache_control": {"type": "ephemeral"}},
         {"type": "text", "text": block.text},

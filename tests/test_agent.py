@@ -394,3 +394,63 @@ def test_claude_extractor_is_the_default_with_a_key(messages_api: MessagesAPI) -
     settings = get_settings(anthropic_api_key=API_KEY, anthropic_base_url=messages_api.url)
     extractor = choose_extractor(settings, make_client(settings))
     assert isinstance(extractor, ClaudeExtractor) and extractor.model == "claude-haiku-5-5"
+
+
+def test_tool_mode_runs_a_bounded_memory_tool_loop_and_inject_mode_recalls_its_file(
+    make_agent: AgentFactory, messages_api: MessagesAPI
+) -> None:
+    agent = make_agent()
+    path = "/memories/travel.md"
+    for command in (
+        {"command": "view", "path": "/memories"},
+        {"command": "create", "path": path, "file_text": "I prefer aisle seats on long flights"},
+        {"command": "str_replace", "path": path, "old_str": "aisle", "new_str": "window"},
+        {"command": "rename", "old_path": path, "new_path": "/memories/preferences/seats.md"},
+        {"command": "view", "path": "/memories/../secrets"},
+    ):
+        messages_api.reply_tool_use("memory", command)
+    messages_api.reply_text("Noted: window seats from now on.")
+
+    result = agent.run_turn("u1", "I'd rather sit by the window on long flights.", memory_mode="tool")
+
+    assert result.reply == "Noted: window seats from now on." and result.memory_mode == "tool"
+    assert [call["is_error"] for call in result.tool_calls] == [False, False, False, False, True]
+    assert result.write_back is None and result.memories == []
+    bodies = [r["body"] for r in messages_api.requests]
+    assert len(bodies) == 6
+    assert all(b["tools"] == [{"type": "memory_20250818", "name": "memory"}] for b in bodies)
+    assert all("context-management" in r["headers"].get("anthropic-beta", "") for r in messages_api.requests)
+    assert len(bodies[0]["system"]) == 1 and "<memories>" not in bodies[0]["system"][0]["text"]
+    last_result = bodies[-1]["messages"][-1]["content"][0]
+    assert last_result["type"] == "tool_result" and last_result["is_error"] is True
+    [file] = agent.memory.list("u1")
+    assert (file.content, file.metadata["path"]) == (
+        "I prefer window seats on long flights",
+        "/memories/preferences/seats.md",
+    )
+
+    messages_api.reply_text("A window seat, as you like.")
+    later = agent.run_turn("u1", "Where do I like to sit on planes?", memory_mode="inject")
+
+    assert "I prefer window seats on long flights" in memory_block(chat_requests(messages_api)[-1])
+    assert [hit.entry.id for hit in later.memories] == [file.id]
+
+
+def test_the_memory_tool_loop_stops_at_its_step_cap(
+    make_agent: AgentFactory, messages_api: MessagesAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    agent = make_agent(tool_max_steps=3)
+    messages_api.default = tool_use_reply("memory", {"command": "view", "path": "/memories"})
+
+    with caplog.at_level(logging.WARNING, logger="memory.agent"):
+        result = agent.run_turn("u1", "Loop forever, please.", memory_mode="both")
+
+    assert len(messages_api.requests) == 3 and len(result.tool_calls) == 3
+    assert any("stopped at its max_steps" in r.getMessage() for r in caplog.records)
+    assert result.write_back is not None  # "both" still writes back
+
+
+def test_an_unknown_memory_mode_is_refused(make_agent: AgentFactory, messages_api: MessagesAPI) -> None:
+    with pytest.raises(InvalidInputError, match="memory_mode must be one of inject, tool, both"):
+        make_agent().run_turn("u1", "hi", memory_mode="files")
+    assert messages_api.requests == []

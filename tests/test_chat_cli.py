@@ -87,3 +87,20 @@ def test_writeback_retries_what_is_pending(store_url: str, embedder) -> None:
     listed = json.loads(run(store_url, "list", "--user", "ana", "--json").stdout)
     assert [m["content"] for m in listed] == ["My name is Ana"]
     assert "(nothing)" in run(store_url, "writeback", "--user", "ana").stdout
+
+
+def test_online_chat_in_tool_mode_lists_the_memory_tool_calls(store_url: str, messages_api: MessagesAPI) -> None:
+    messages_api.reply_tool_use("memory", {"command": "create", "path": "/memories/seat.md", "file_text": "Aisle"})
+    messages_api.reply_tool_use("memory", {"command": "view", "path": "/memories/../etc"})
+    messages_api.reply_text("Saved.")
+
+    result = run(
+        store_url, "chat", "--user", "ana", "--message", "Aisle seats, please.", "--memory-mode", "tool",
+        env=online(messages_api),
+    )  # fmt: skip
+
+    assert result.exit_code == 0 and "claude> Saved." in result.stdout
+    assert "memory tool: create /memories/seat.md\n" in result.stderr
+    assert "memory tool: view /memories/../etc (refused)" in result.stderr
+    listed = json.loads(run(store_url, "list", "--user", "ana", "--json").stdout)
+    assert [(m["content"], m["metadata"]["path"]) for m in listed] == [("Aisle", "/memories/seat.md")]
