@@ -34,6 +34,8 @@ from memory.writeback import WriteBackResult, record_turn, retry_pending, write_
 logger = logging.getLogger("memory.agent")
 MAX_MESSAGE_CHARS = 32_000
 MEMORY_MODES = ("inject", "tool", "both")
+# A turn retries the user's earlier write-backs; a pending one younger than this is probably still running.
+PENDING_GRACE_SECONDS = 60.0
 
 
 def choose_extractor(settings: Settings, client: Any) -> Extractor | None:
@@ -218,8 +220,8 @@ class Agent:
         started = time.perf_counter()
         try:
             reply, usage, cost, tool_calls = self._ask(turn, mode)
-        except AgentMemoryError:
-            self._keep_unanswered(turn)
+        except AgentMemoryError as exc:
+            self._keep_unanswered(turn, exc)
             raise
         turn.timings["claude"] = _since(started)
         started = time.perf_counter()
@@ -288,18 +290,23 @@ class Agent:
         try:
             result = write_back(self.memory, self.extractor, **self._turn_fields(turn, reply))
             retry_pending(
-                self.memory, self.extractor, turn.scope, max_attempts=self.settings.writeback_max_attempts, limit=3
+                self.memory,
+                self.extractor,
+                turn.scope,
+                max_attempts=self.settings.writeback_max_attempts,
+                pending_older_than=PENDING_GRACE_SECONDS,
+                limit=3,
             )
             return result
         except AgentMemoryError as exc:  # the store itself failed: the turn still stands
             logger.warning("write-back of turn %s did not run: %s", turn.turn_id, exc)
             return WriteBackResult(turn.turn_id, "failed", error=f"{type(exc).__name__}: {exc}")
 
-    def _keep_unanswered(self, turn: PreparedTurn) -> None:
+    def _keep_unanswered(self, turn: PreparedTurn, exc: Exception) -> None:
         """Claude gave no reply: keep the user's message in the session and the ledger for a later write-back."""
         self._append(turn, Turn("user", turn.message, turn_id=f"{turn.turn_id}.user"))
         try:
-            record_turn(self.memory, **self._turn_fields(turn, None))
+            record_turn(self.memory, **self._turn_fields(turn, None), error=f"no reply from Claude: {exc}")
         except AgentMemoryError:
             logger.exception("could not record unanswered turn %s", turn.turn_id)
 

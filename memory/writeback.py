@@ -95,14 +95,19 @@ def record_turn(
     reply: str | None = None,
     session_id: str | None = None,
     tenant_id: str = DEFAULT_TENANT,
+    error: str | None = None,
 ) -> TurnRecord:
     """Record a turn ``pending`` (or return its existing record): what write-back starts from, and all that a
-    deferred write-back (the queue, or Claude down) does now."""
+    deferred write-back (the queue) does now. With ``error`` (Claude gave no reply) it is recorded ``failed``
+    with that reason, so the user's next turn retries it at once."""
     scope = Scope(user_id, tenant_id)
     existing = memory.store.get_turn(scope, turn_id)
     if existing is not None:
         return existing
-    record = TurnRecord(turn_id, user_id, tenant_id, session_id, user_message=message, assistant_reply=reply)
+    status = TurnStatus.PENDING if error is None else TurnStatus.FAILED
+    record = TurnRecord(
+        turn_id, user_id, tenant_id, session_id, status, user_message=message, assistant_reply=reply, error=error
+    )
     return memory.store.save_turn(record)
 
 
@@ -144,12 +149,26 @@ def _without_content(applied: dict[str, Any]) -> dict[str, Any]:
 
 
 def retry_pending(
-    memory: Memory, extractor: Extractor, scope: Scope, *, max_attempts: int | None = None, limit: int = 20
+    memory: Memory,
+    extractor: Extractor,
+    scope: Scope,
+    *,
+    max_attempts: int | None = None,
+    pending_older_than: float | None = None,
+    limit: int = 20,
 ) -> list[WriteBackResult]:
-    """Process the scope's pending and failed turns, oldest first; ``max_attempts`` skips turns tried as often."""
+    """Process the scope's pending and failed turns, oldest first.
+
+    ``max_attempts`` skips turns tried as often; ``pending_older_than`` (seconds) skips ``pending`` turns
+    touched more recently than that, which are most likely still being written back by another request.
+    """
     results = []
+    now = time.time()
     for record in memory.store.list_turns(scope, (TurnStatus.PENDING, TurnStatus.FAILED), limit=limit):
         if max_attempts is not None and record.attempts >= max_attempts:
+            continue
+        recent = pending_older_than is not None and now - record.updated_at < pending_older_than
+        if record.status is TurnStatus.PENDING and recent:
             continue
         results.append(process(memory, extractor, record))
     return results

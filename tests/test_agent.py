@@ -152,7 +152,8 @@ def test_a_timeout_degrades_cleanly_and_the_message_is_remembered_later(
     scope = Scope("u1")
     assert [t.content for t in agent.sessions.recent(scope, "s1")] == ["I'm allergic to shellfish. What's for dinner?"]
     record = agent.memory.store.get_turn(scope, "t-slow")
-    assert record is not None and record.status is TurnStatus.PENDING and record.user_message.startswith("I'm all")
+    assert record is not None and record.status is TurnStatus.FAILED and record.user_message.startswith("I'm all")
+    assert record.error.startswith("no reply from Claude: Claude did not answer in time")
 
     messages_api.reply_text("Try the risotto.")
     result = agent.run_turn("u1", "Any ideas?", "s1")  # the next turn's write-back retries the lost one
@@ -454,3 +455,23 @@ def test_an_unknown_memory_mode_is_refused(make_agent: AgentFactory, messages_ap
     with pytest.raises(InvalidInputError, match="memory_mode must be one of inject, tool, both"):
         make_agent().run_turn("u1", "hi", memory_mode="files")
     assert messages_api.requests == []
+
+
+def test_a_turn_retries_old_pending_write_backs_but_not_ones_still_running(
+    make_agent: AgentFactory, messages_api: MessagesAPI
+) -> None:
+    from memory.writeback import record_turn
+
+    agent = make_agent()
+    fresh = record_turn(agent.memory, user_id="u1", turn_id="t-running", message="My name is Ana.")
+    stale = record_turn(agent.memory, user_id="u1", turn_id="t-stale", message="I live in Porto.")
+    stale.updated_at -= 120
+    agent.memory.store.save_turn(stale)
+
+    agent.run_turn("u1", "Hello!")
+
+    scope = Scope("u1")
+    assert agent.memory.store.get_turn(scope, "t-running").status is TurnStatus.PENDING
+    assert agent.memory.store.get_turn(scope, "t-stale").status is TurnStatus.DONE
+    assert [e.content for e in agent.memory.list("u1")] == ["I live in Porto"]
+    assert fresh.updated_at > stale.updated_at
