@@ -348,3 +348,28 @@ def test_clear_all_memory_keeps_notes(tool: StoreMemoryTool, memory: Memory) -> 
     kept = memory.remember("alice", "a remembered fact").entry
     assert tool.clear_all_memory() == "All memory cleared"
     assert [e.id for e in memory.list("alice")] == [kept.id]
+
+
+def test_a_large_user_sees_the_newest_notes_and_can_still_reach_any_note(memory: Memory, tool: StoreMemoryTool) -> None:
+    from memory.memory_tool import NOTES_SHOWN
+    from memory.models import MemoryEntry
+
+    texts = [f"Note number {i} about topic {i * 7 % 13}" for i in range(NOTES_SHOWN + 30)]
+    vectors = memory.embedder.embed(texts)
+    entries = [
+        MemoryEntry(user_id="alice", content=text, embedding=vector, embedding_model=memory.embedder.model_name,
+                    created_at=1_700_000_000 + i)
+        for i, (text, vector) in enumerate(zip(texts, vectors, strict=True))
+    ]  # fmt: skip
+    memory.store.add_many(entries)
+    tool.call({"command": "create", "path": "/memories/prefs/seat.md", "file_text": "Aisle seats"})
+
+    listing = tool.call({"command": "view", "path": "/memories"})
+
+    assert f"({NOTES_SHOWN} of {NOTES_SHOWN + 30} notes shown, newest first" in listing
+    assert f"{NOTES}/{entries[-1].id}.txt" in listing and f"{NOTES}/{entries[0].id}.txt" not in listing
+    assert "/memories/prefs/seat.md" in listing
+    oldest = f"{NOTES}/{entries[0].id}.txt"
+    assert "Note number 0 about topic 0" in tool.call({"command": "view", "path": oldest})
+    tool.call({"command": "delete", "path": oldest})
+    assert memory.store.get(Scope("alice"), entries[0].id) is None
