@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory.claude import call_claude, make_client
+from memory.claude import logged_call, make_client
 from memory.config import Settings, get_settings
 from memory.errors import AgentMemoryError, ConfigurationError, InvalidInputError
 from memory.extraction import ClaudeExtractor, Extractor, RuleExtractor
@@ -28,7 +28,7 @@ from memory.models import DEFAULT_TENANT, Scope, SearchHit, _identifier
 from memory.prompting import MemoryBlock, render_memories, system_prompt
 from memory.service import Memory
 from memory.sessions import SessionStore, Turn, open_session_store
-from memory.usage import TokenUsage, log_call
+from memory.usage import TokenUsage
 from memory.writeback import WriteBackResult, record_turn, retry_pending, write_back
 
 logger = logging.getLogger("memory.agent")
@@ -266,22 +266,18 @@ class Agent:
             if loop.stopped != "answered":
                 logger.warning("turn %s: memory-tool loop stopped at its %s", turn.turn_id, loop.stopped)
             return loop.reply, loop.usage, loop.cost_usd, loop.tool_calls
-        started = time.perf_counter()
-        response = call_claude(
-            self.client, model=model, max_tokens=settings.max_tokens, system=turn.system, messages=turn.messages
-        )
-        usage = TokenUsage.from_response(response.usage)
-        cost = log_call(
+        call = logged_call(
+            self.client,
             purpose="chat",
-            model=model,
-            usage=usage,
             turn_id=turn.turn_id,
-            latency_ms=_since(started),
-            request_id=getattr(response, "_request_id", None),
-            extra={**extra, "stop_reason": response.stop_reason},
+            extra=extra,
+            log_stop_reason=True,
+            model=model,
+            max_tokens=settings.max_tokens,
+            system=turn.system,
+            messages=turn.messages,
         )
-        reply = "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
-        return reply, usage, cost, []
+        return call.text, call.usage, call.cost_usd, []
 
     def write_back(self, turn: PreparedTurn, reply: str | None) -> WriteBackResult | None:
         """Inline write-back of ``turn``, then retries of the user's earlier failed ones; never raises."""

@@ -7,10 +7,13 @@ Its defaults (600 s, 2 retries) would let one slow call outlive the Lambda that 
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from memory.config import Settings
 from memory.errors import ClaudeError, ConfigurationError
+from memory.usage import TokenUsage, log_call
 
 
 def make_client(settings: Settings) -> Any:
@@ -58,3 +61,48 @@ def _message(exc: Any) -> str:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         return str(body["error"].get("message", exc))
     return str(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedCall:
+    """One Claude response with its usage and estimated cost, already logged on ``memory.usage``."""
+
+    response: Any
+    usage: TokenUsage
+    cost_usd: float | None
+
+    @property
+    def text(self) -> str:
+        """The reply's text blocks, joined."""
+        return "".join(block.text for block in self.response.content if getattr(block, "type", None) == "text")
+
+    def tool_uses(self, name: str) -> list[Any]:
+        """The reply's ``tool_use`` blocks for the tool ``name``, in order."""
+        return [b for b in self.response.content if getattr(b, "type", None) == "tool_use" and b.name == name]
+
+
+def logged_call(
+    client: Any,
+    *,
+    purpose: str,
+    turn_id: str,
+    extra: dict[str, Any] | None = None,
+    log_stop_reason: bool = False,
+    beta: bool = False,
+    **request: Any,
+) -> LoggedCall:
+    """``call_claude`` plus the call's one usage line (``memory.usage.log_call``), timed around the call."""
+    started = time.perf_counter()
+    response = call_claude(client, beta=beta, **request)
+    usage = TokenUsage.from_response(response.usage)
+    fields = {**(extra or {}), **({"stop_reason": response.stop_reason} if log_stop_reason else {})}
+    cost = log_call(
+        purpose=purpose,
+        model=request["model"],
+        usage=usage,
+        turn_id=turn_id,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        request_id=getattr(response, "_request_id", None),
+        extra=fields or None,
+    )
+    return LoggedCall(response, usage, cost)

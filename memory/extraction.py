@@ -14,16 +14,15 @@ an ``ExtractionError``, never a guess. ``RuleExtractor`` catches explicit statem
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
 from memory.errors import ClaudeError, ExtractionError, InvalidInputError
-from memory.models import MemoryType, SearchHit, validate_importance, validate_memory_type
+from memory.models import MemoryType, SearchHit, normalize_content, validate_importance, validate_memory_type
 from memory.prompting import escape
-from memory.usage import TokenUsage, log_call
+from memory.usage import TokenUsage
 
 MAX_MEMORY_CHARS = 200  # about 50 tokens: one fact, not a paragraph
 MAX_OPERATIONS = 10
@@ -84,8 +83,8 @@ class Operation:
 
 
 def cap_content(text: str) -> str:
-    """One line, at most ``MAX_MEMORY_CHARS`` characters, cut at a word boundary."""
-    text = re.sub(r"\s+", " ", text).strip()
+    """One line (normalised as every memory is), at most ``MAX_MEMORY_CHARS`` characters, cut at a word boundary."""
+    text = normalize_content(text)
     if len(text) <= MAX_MEMORY_CHARS:
         return text
     cut = text[: MAX_MEMORY_CHARS - 1].rsplit(" ", 1)[0].rstrip(",;:")
@@ -257,12 +256,13 @@ class ClaudeExtractor:
         self.max_tokens = max_tokens
 
     def extract(self, message: str, reply: str | None, existing: Sequence[SearchHit], *, turn_id: str) -> Extraction:
-        from memory.claude import call_claude
+        from memory.claude import logged_call
 
-        started = time.perf_counter()
         try:
-            response = call_claude(
+            call = logged_call(
                 self.client,
+                purpose="extraction",
+                turn_id=turn_id,
                 model=self.model,
                 max_tokens=self.max_tokens,
                 system=[{"type": "text", "text": EXTRACTION_INSTRUCTIONS, "cache_control": {"type": "ephemeral"}}],
@@ -274,22 +274,14 @@ class ClaudeExtractor:
             )
         except ClaudeError as exc:
             raise ExtractionError(f"extraction call failed: {exc}") from exc
-        usage = TokenUsage.from_response(response.usage)
-        cost = log_call(
-            purpose="extraction",
-            model=self.model,
-            usage=usage,
-            turn_id=turn_id,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            request_id=getattr(response, "_request_id", None),
-        )
-        if response.stop_reason == "refusal":
+        stop_reason = call.response.stop_reason
+        if stop_reason == "refusal":
             raise ExtractionError("the extraction model refused to answer")
-        calls = [b for b in response.content if getattr(b, "type", None) == "tool_use" and b.name == TOOL_NAME]
-        if not calls:
-            raise ExtractionError(f"the extraction model did not call {TOOL_NAME} (stop_reason {response.stop_reason})")
+        uses = call.tool_uses(TOOL_NAME)
+        if not uses:
+            raise ExtractionError(f"the extraction model did not call {TOOL_NAME} (stop_reason {stop_reason})")
         known = {hit.entry.id for hit in existing}
-        return Extraction(parse_operations(calls[0].input, known), self.name, usage, cost)
+        return Extraction(parse_operations(uses[0].input, known), self.name, call.usage, call.cost_usd)
 
 
 def parse_operations(answer: object, known_ids: set[str]) -> list[Operation]:

@@ -9,12 +9,11 @@ loop costs a known maximum. Every call logs its usage line (``memory.usage``), s
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from memory.claude import call_claude
-from memory.usage import TokenUsage, log_call
+from memory.claude import logged_call
+from memory.usage import TokenUsage
 
 MEMORY_TOOL_BETA = "context-management-2025-06-27"
 
@@ -28,10 +27,6 @@ class ToolLoopResult:
     tool_calls: list[dict[str, Any]]
     stopped: str  # "answered", "max_steps" or "token_budget"
     stop_reason: str | None
-
-
-def _text(response: Any) -> str:
-    return "".join(block.text for block in response.content if getattr(block, "type", None) == "text")
 
 
 def _run_tool(tool: Any, block: Any) -> dict[str, Any]:
@@ -62,12 +57,15 @@ def run_tool_loop(
     """Call Claude with ``tool`` until it answers, the step cap or the token budget; raises ``ClaudeError``."""
     conversation = list(messages)
     usage, cost, calls = TokenUsage(), 0.0, []
-    stopped, response = "max_steps", None
+    stopped, call = "max_steps", None
     name = tool.to_dict()["name"]
     for step in range(1, max_steps + 1):
-        started = time.perf_counter()
-        response = call_claude(
+        call = logged_call(
             client,
+            purpose="chat",
+            turn_id=turn_id,
+            extra={**(extra or {}), "step": step},
+            log_stop_reason=True,
             beta=True,
             model=model,
             max_tokens=max_tokens,
@@ -76,30 +74,21 @@ def run_tool_loop(
             tools=[tool.to_dict()],
             betas=[MEMORY_TOOL_BETA],
         )
-        step_usage = TokenUsage.from_response(response.usage)
-        usage += step_usage
-        step_cost = log_call(
-            purpose="chat",
-            model=model,
-            usage=step_usage,
-            turn_id=turn_id,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            request_id=getattr(response, "_request_id", None),
-            extra={**(extra or {}), "step": step, "stop_reason": response.stop_reason},
-        )
-        cost = None if cost is None or step_cost is None else cost + step_cost
-        uses = [b for b in response.content if getattr(b, "type", None) == "tool_use" and b.name == name]
-        if response.stop_reason != "tool_use" or not uses:
+        usage += call.usage
+        cost = None if cost is None or call.cost_usd is None else cost + call.cost_usd
+        uses = call.tool_uses(name)
+        if call.response.stop_reason != "tool_use" or not uses:
             stopped = "answered"
             break
         results = [_run_tool(tool, block) for block in uses]
         calls += [{"input": block.input, "is_error": r["is_error"]} for block, r in zip(uses, results, strict=True)]
         conversation += [
-            {"role": "assistant", "content": [block.to_dict() for block in response.content]},
+            {"role": "assistant", "content": [block.to_dict() for block in call.response.content]},
             {"role": "user", "content": results},
         ]
         if usage.input_tokens + usage.output_tokens + usage.cache_read_input_tokens >= token_budget:
             stopped = "token_budget"
             break
-    reply = _text(response) if response is not None else ""
-    return ToolLoopResult(reply, usage, cost, step, calls, stopped, getattr(response, "stop_reason", None))
+    reply = call.text if call is not None else ""
+    stop_reason = call.response.stop_reason if call is not None else None
+    return ToolLoopResult(reply, usage, cost, step, calls, stopped, stop_reason)
