@@ -4,7 +4,6 @@ an unreachable server, and the translation of every psycopg error into ``memory.
 
 from __future__ import annotations
 
-import inspect
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,11 +28,11 @@ from memory import (
     open_store,
 )
 from memory.models import Ranking, SearchMode
-from memory.stores.base import MemoryStore
 from memory.stores.postgres import SCHEMA_REVISION, SEARCH_SCOPE_SQL, SEARCH_SQL, SET_SCOPE_SQL, PostgresStore
 from memory.turns import TurnRecord, TurnStatus
 from tests.postgres_scratch import ScratchDatabase, scratch_database
 from tests.postgres_support import APP_ROLE, PostgresDatabase, alembic, with_user_and_database
+from tests.store_calls import CALLS, PROTOCOL_METHODS
 
 ALICE = Scope("alice")
 BOB = Scope("bob")
@@ -430,25 +429,6 @@ def test_an_unreachable_server_is_unavailable_and_names_the_setting(embedder) ->
 
 # -- every psycopg error escapes as a memory.errors type ---------------------------------------------------
 
-PROTOCOL_METHODS = {name for name, f in vars(MemoryStore).items() if inspect.isfunction(f) and not name.startswith("_")}
-# Every protocol method but open and close, called with valid arguments.
-CALLS: dict[str, Callable[[PostgresStore, MemoryEntry], object]] = {
-    "add": lambda s, e: s.add(e),
-    "add_many": lambda s, e: s.add_many([e]),
-    "get": lambda s, e: s.get(ALICE, e.id),
-    "get_by_hash": lambda s, e: s.get_by_hash(ALICE, e.content_hash),
-    "list": lambda s, e: s.list(ALICE),
-    "count": lambda s, e: s.count(ALICE),
-    "search": lambda s, e: s.search(ALICE, SearchRequest(text="red bike", embedding=e.embedding, ranking=Ranking())),
-    "update": lambda s, e: s.update(ALICE, e.id, {"importance": 0.9}),
-    "delete": lambda s, e: s.delete(ALICE, e.id),
-    "forget_user": lambda s, e: s.forget_user(ALICE),
-    "prune": lambda s, e: s.prune(ALICE, 0, ranking=Ranking(), now=0.0),
-    "history": lambda s, e: s.history(ALICE),
-    "save_turn": lambda s, e: s.save_turn(TurnRecord(turn_id="turn-1", user_id="alice")),
-    "get_turn": lambda s, e: s.get_turn(ALICE, "turn-1"),
-    "list_turns": lambda s, e: s.list_turns(ALICE),
-}
 # Two ways to break a working schema behind the store's back, each undone afterwards.
 BREAKAGES = {
     "tables renamed": (

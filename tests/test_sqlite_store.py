@@ -3,7 +3,6 @@ and the translation of every driver error into ``memory.errors``."""
 
 from __future__ import annotations
 
-import inspect
 import sys
 import types
 from collections.abc import Callable
@@ -12,14 +11,13 @@ from typing import Any
 
 import pytest
 
-from memory import ConfigurationError, Memory, MemoryEntry, Scope, SearchRequest, StoreError, get_settings
+from memory import ConfigurationError, Memory, MemoryEntry, Scope, StoreError, get_settings
 from memory.errors import StoreUnavailableError
-from memory.models import Ranking
 from memory.stores import sqlite_driver
 from memory.stores import sqlite_schema as schema
-from memory.stores.base import MemoryStore
 from memory.stores.sqlite import SEARCH_SQL, SQLiteStore, fts_query, scope_key
 from memory.turns import TurnRecord, TurnStatus
+from tests.store_calls import CALLS, PROTOCOL_METHODS
 
 ALICE = Scope("alice")
 DRIVER = sqlite_driver.choose_driver()
@@ -203,27 +201,6 @@ def test_a_file_that_is_not_a_database_is_a_store_error(db: Path) -> None:
         with pytest.raises(StoreError) as info:
             call()
         assert isinstance(info.value.__cause__, DRIVER.error)
-
-
-PROTOCOL_METHODS = {name for name, f in vars(MemoryStore).items() if inspect.isfunction(f) and not name.startswith("_")}
-# Every protocol method but open and close, called with valid arguments.
-CALLS: dict[str, Callable[[SQLiteStore, MemoryEntry], object]] = {
-    "add": lambda s, e: s.add(e),
-    "add_many": lambda s, e: s.add_many([e]),
-    "get": lambda s, e: s.get(ALICE, e.id),
-    "get_by_hash": lambda s, e: s.get_by_hash(ALICE, e.content_hash),
-    "list": lambda s, e: s.list(ALICE),
-    "count": lambda s, e: s.count(ALICE),
-    "search": lambda s, e: s.search(ALICE, SearchRequest(text="red bike", embedding=e.embedding, ranking=Ranking())),
-    "update": lambda s, e: s.update(ALICE, e.id, {"importance": 0.9}),
-    "delete": lambda s, e: s.delete(ALICE, e.id),
-    "forget_user": lambda s, e: s.forget_user(ALICE),
-    "prune": lambda s, e: s.prune(ALICE, 0, ranking=Ranking(), now=0.0),
-    "history": lambda s, e: s.history(ALICE),
-    "save_turn": lambda s, e: s.save_turn(TurnRecord(turn_id="turn-1", user_id="alice")),
-    "get_turn": lambda s, e: s.get_turn(ALICE, "turn-1"),
-    "list_turns": lambda s, e: s.list_turns(ALICE),
-}
 
 
 def test_every_protocol_method_is_checked_below() -> None:
