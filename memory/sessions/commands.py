@@ -8,6 +8,7 @@ apart: trimming, TTLs, the per-user index and the failure policy are this file's
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -146,3 +147,29 @@ class CommandSessionStore:
             exc,
             extra={"session_backend": self.backend, "session_op": op, "session_key_hash": digest},
         )
+
+
+class ClientSessionStore(CommandSessionStore):
+    """A ``CommandSessionStore`` over a network client (redis-py, Upstash): built on first use, under a lock,
+    and released by ``close`` (the next call builds a new one)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def _new_client(self) -> Any:
+        """The backend's client, configured with ``timeout_seconds``; no I/O needed."""
+        raise NotImplementedError
+
+    def _connect(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._new_client()
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()

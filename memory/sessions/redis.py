@@ -8,12 +8,11 @@ the caller's wait stays near ``timeout_seconds``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from memory.errors import SessionStoreError
-from memory.sessions.commands import Command, CommandSessionStore
+from memory.sessions.commands import ClientSessionStore, Command
 from memory.stores import redact_url
 
 PIPELINE_ERROR_MARKER = "of pipeline caused error: "
@@ -26,30 +25,25 @@ def _reason(exc: BaseException) -> str:
     return text.split(PIPELINE_ERROR_MARKER, 1)[-1]
 
 
-class RedisSessionStore(CommandSessionStore):
+class RedisSessionStore(ClientSessionStore):
     backend = "redis"
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(**options)
         self.url = url
-        self._client: Any = None
-        self._lock = threading.Lock()
 
-    def _connect(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import redis
-                from redis.backoff import NoBackoff
-                from redis.retry import Retry
+    def _new_client(self) -> Any:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-                self._client = redis.Redis.from_url(
-                    self.url,
-                    decode_responses=True,
-                    socket_timeout=self.timeout_seconds,
-                    socket_connect_timeout=self.timeout_seconds,
-                    retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-                )
-            return self._client
+        return redis.Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_timeout=self.timeout_seconds,
+            socket_connect_timeout=self.timeout_seconds,
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+        )
 
     def _run(self, commands: Sequence[Command], *, atomic: bool) -> list[Any]:
         import redis
@@ -66,9 +60,3 @@ class RedisSessionStore(CommandSessionStore):
             raise SessionStoreError(
                 f"Redis at SESSION_STORE_URL={redact_url(self.url)!r} failed: {type(exc).__name__}: {_reason(exc)}"
             ) from exc
-
-    def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()

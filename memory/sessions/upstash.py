@@ -14,47 +14,41 @@ Read-your-writes stays on, so ``recent`` after ``append`` sees the turn even on 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from memory.errors import ConfigurationError, SessionStoreError
-from memory.sessions.commands import Command, CommandSessionStore
+from memory.sessions.commands import ClientSessionStore, Command
 
 SYNC_TOKEN_HEADER = "Upstash-Sync-Token"
 
 
-class UpstashSessionStore(CommandSessionStore):
+class UpstashSessionStore(ClientSessionStore):
     backend = "upstash"
 
     def __init__(self, rest_url: str, token: str, **options: Any) -> None:
         super().__init__(**options)
         self.rest_url = rest_url.rstrip("/")
         self._token = token
-        self._client: Any = None
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"UpstashSessionStore({self.rest_url!r})"
 
-    def _connect(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                from upstash_redis import Redis
+    def _new_client(self) -> Any:
+        from upstash_redis import Redis
 
-                client = Redis(self.rest_url, self._token, rest_retries=0, allow_telemetry=False)
-                http = getattr(getattr(client, "_http", None), "_client", None)
-                if http is None or not hasattr(client, "_headers"):
-                    raise ConfigurationError(
-                        "SESSION_STORE_URL=upstash://: this upstash-redis release has no httpx client at "
-                        "Redis._http._client, so no timeout can be set; install upstash-redis>=1.0,<2"
-                    )
-                http.timeout = self.timeout_seconds
-                # The SDK adds this header on its first call and rewrites it after each. Adding it now, as
-                # it would, keeps the shared headers dict the same size while threads send through it.
-                client._headers.setdefault(SYNC_TOKEN_HEADER, "")
-                self._client = client
-            return self._client
+        client = Redis(self.rest_url, self._token, rest_retries=0, allow_telemetry=False)
+        http = getattr(getattr(client, "_http", None), "_client", None)
+        if http is None or not hasattr(client, "_headers"):
+            raise ConfigurationError(
+                "SESSION_STORE_URL=upstash://: this upstash-redis release has no httpx client at "
+                "Redis._http._client, so no timeout can be set; install upstash-redis>=1.0,<2"
+            )
+        http.timeout = self.timeout_seconds
+        # The SDK adds this header on its first call and rewrites it after each. Adding it now, as
+        # it would, keeps the shared headers dict the same size while threads send through it.
+        client._headers.setdefault(SYNC_TOKEN_HEADER, "")
+        return client
 
     def _run(self, commands: Sequence[Command], *, atomic: bool) -> list[Any]:
         client = self._connect()
@@ -72,9 +66,3 @@ class UpstashSessionStore(CommandSessionStore):
             raise SessionStoreError(
                 f"Upstash at UPSTASH_REDIS_REST_URL={self.rest_url!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
-
-    def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
