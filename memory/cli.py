@@ -359,6 +359,11 @@ def chat(
 @pass_context
 def mcp(ctx: Context, user_id: str, transport: str, host: str, port: int) -> None:
     """Serve the user's memories as MCP tools (remember, search, list, forget, history) for Claude clients."""
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        click.echo("Error: the MCP server needs the mcp package: pip install 'agent-memory[mcp]'", err=True)
+        sys.exit(2)
     from memory.mcp_server import main as serve
 
     argv = ["--user", user_id, "--tenant", ctx.tenant_id, "--transport", transport, "--host", host]

@@ -199,3 +199,19 @@ def test_bad_arguments_exit_with_the_reason(argv: list[str], message: str, capsy
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_cli_says_which_extra_to_install_without_the_mcp_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    from memory.cli import main as cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mcp" else real(name, *a))
+
+    result = CliRunner().invoke(cli, ["mcp", "--user", "u1"])
+
+    assert result.exit_code == 2
+    assert "pip install 'agent-memory[mcp]'" in result.stderr
