@@ -245,8 +245,10 @@ def load(owner_url: str, data: Dataset) -> dict[str, float]:
         bypass = conn.execute(BYPASS_SQL).fetchone()[0]
         started = time.perf_counter()
         with conn.transaction():
-            if not bypass:  # FORCE ROW LEVEL SECURITY filters the owner too: lift it while loading
+            if not bypass:  # FORCE ROW LEVEL SECURITY filters the owner too: lift it while loading (the
+                # triggers of revision 0004 write each loaded user's version row as the owner as well)
                 conn.execute("ALTER TABLE memories NO FORCE ROW LEVEL SECURITY")
+                conn.execute("ALTER TABLE memory_versions NO FORCE ROW LEVEL SECURITY")
             with conn.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
                 copy.set_types(COPY_TYPES)
                 empty = Jsonb({})
@@ -254,6 +256,7 @@ def load(owner_url: str, data: Dataset) -> dict[str, float]:
                     copy.write_row((*row, MODEL, "active", [], empty))
             if not bypass:
                 conn.execute("ALTER TABLE memories FORCE ROW LEVEL SECURITY")
+                conn.execute("ALTER TABLE memory_versions FORCE ROW LEVEL SECURITY")
         timings["copy_s"] = time.perf_counter() - started
         started = time.perf_counter()
         conn.execute("VACUUM ANALYZE memories")

@@ -38,7 +38,9 @@ class PostgresDatabase(LocalDatabase):
         import psycopg
 
         with psycopg.connect(self.owner_url, autocommit=True) as conn:
-            conn.execute("TRUNCATE memories, memory_events, memory_profiles, turn_records RESTART IDENTITY")
+            conn.execute(
+                "TRUNCATE memories, memory_events, memory_profiles, turn_records, memory_versions RESTART IDENTITY"
+            )
 
 
 def alembic(url: str, action: str, target: str) -> None:

@@ -24,6 +24,7 @@ CALLS: dict[str, Callable[[MemoryStore, MemoryEntry], object]] = {
     "forget_user": lambda s, e: s.forget_user(ALICE),
     "prune": lambda s, e: s.prune(ALICE, 0, ranking=Ranking(), now=0.0),
     "history": lambda s, e: s.history(ALICE),
+    "version": lambda s, e: s.version(ALICE),
     "save_turn": lambda s, e: s.save_turn(TurnRecord(turn_id="turn-1", user_id="alice")),
     "get_turn": lambda s, e: s.get_turn(ALICE, "turn-1"),
     "list_turns": lambda s, e: s.list_turns(ALICE),

@@ -17,9 +17,9 @@ from alembic.script import ScriptDirectory
 
 from memory.stores.postgres import SCHEMA_REVISION
 from tests.postgres_scratch import ScratchDatabase, scratch_database
-from tests.postgres_support import APP_ROLE, MIGRATIONS_INI, PostgresDatabase, alembic
+from tests.postgres_support import APP_ROLE, MIGRATIONS_INI, PostgresDatabase, alembic, with_user_and_database
 
-TABLES = ("memories", "memory_events", "memory_profiles", "turn_records")
+TABLES = ("memories", "memory_events", "memory_profiles", "turn_records", "memory_versions")
 SCOPE_EXPRESSION = (
     "((tenant_id = current_setting('app.tenant_id'::text, true)) "
     "AND (user_id = current_setting('app.user_id'::text, true)))"
@@ -67,6 +67,17 @@ def schema(url: str) -> dict[str, Any]:
             "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
             "WHERE grantee = %s ORDER BY 1, 2",
             [APP_ROLE],
+        ),
+        "triggers": query(
+            url,
+            "SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal "
+            "ORDER BY 1, 2",
+        ),
+        "functions": query(  # the schema's own functions, not those of the vector extension
+            url,
+            "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc AS p "
+            "WHERE p.pronamespace = 'public'::regnamespace AND NOT EXISTS "
+            "(SELECT FROM pg_depend AS d WHERE d.objid = p.oid AND d.deptype = 'e') ORDER BY 1",
         ),
         "revision": query(url, "SELECT version_num FROM alembic_version"),
     }
@@ -161,6 +172,8 @@ def test_the_indexes_exist_and_none_is_approximate(fresh: ScratchDatabase) -> No
         "memories_search_overflow": "CREATE INDEX memories_search_overflow ON public.memories "
         "USING btree (tenant_id, user_id) "
         "WHERE ((status = 'active'::text) AND ((NOT in_vector_index) OR (NOT in_keyword_index)))",
+        "memories_importance": "CREATE INDEX memories_importance ON public.memories "
+        "USING btree (tenant_id, user_id, importance DESC, updated_at DESC, id) WHERE (status = 'active'::text)",
     }
     assert approximate == []
 
@@ -255,6 +268,40 @@ def test_turn_records_are_keyed_by_scope_and_turn_and_listed_through_an_index(fr
     assert turn_id == [("C",)]  # ties in list_turns break in code point order, as in the other stores
 
 
+def test_versions_are_kept_by_one_statement_level_trigger_per_change(fresh: ScratchDatabase) -> None:
+    """Statement-level with transition tables: a bulk statement (a COPY of 110,000 rows) bumps each scope
+    it changed once. The function runs as the invoking role, under row-level security (not SECURITY DEFINER)."""
+    triggers = query(
+        fresh.owner_url,
+        "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'memories'::regclass "
+        "AND NOT tgisinternal ORDER BY tgname",
+    )
+    function = query(
+        fresh.owner_url,
+        "SELECT prosecdef, provolatile FROM pg_proc WHERE proname = 'memory_versions_bump' "
+        "AND pronamespace = 'public'::regnamespace",
+    )
+    key = query(
+        fresh.owner_url,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'memory_versions'::regclass "
+        "AND contype = 'p'",
+    )
+
+    execute = "FOR EACH STATEMENT EXECUTE FUNCTION memory_versions_bump()"
+    assert triggers == [
+        ("memories_version_delete", "CREATE TRIGGER memories_version_delete AFTER DELETE ON public.memories "
+         f"REFERENCING OLD TABLE AS old_rows {execute}"),
+        ("memories_version_insert", "CREATE TRIGGER memories_version_insert AFTER INSERT ON public.memories "
+         f"REFERENCING NEW TABLE AS new_rows {execute}"),
+        ("memories_version_truncate", "CREATE TRIGGER memories_version_truncate AFTER TRUNCATE ON public.memories "
+         "FOR EACH STATEMENT EXECUTE FUNCTION memory_versions_reset()"),
+        ("memories_version_update", "CREATE TRIGGER memories_version_update AFTER UPDATE ON public.memories "
+         f"REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows {execute}"),
+    ]  # fmt: skip
+    assert function == [(False, "v")]
+    assert key == [("PRIMARY KEY (tenant_id, user_id)",)]
+
+
 def test_the_app_role_cannot_log_in_nor_bypass_row_level_security(fresh: ScratchDatabase) -> None:
     rows = query(
         fresh.owner_url,
@@ -346,3 +393,66 @@ def test_downgrade_leaves_the_database_clean_and_upgrade_restores_the_same_schem
         alembic(database.owner_url, "upgrade", "head")
 
         assert schema(database.owner_url) == upgraded
+
+
+def test_0004_downgrades_to_exactly_0003_and_upgrading_again_versions_the_users_with_memories(
+    postgres: PostgresDatabase,
+) -> None:
+    with scratch_database(postgres, migrated=False) as previous:
+        alembic(previous.owner_url, "upgrade", "0003")
+        at_0003 = schema(previous.owner_url)
+    with scratch_database(postgres, migrated=True) as database:
+        at_head = schema(database.owner_url)
+        insert_memories(database.owner_url, ["alice", "bob", "bob"])
+
+        alembic(database.owner_url, "downgrade", "0003")
+
+        assert schema(database.owner_url) == at_0003  # no table, trigger, function, index or grant of 0004 left
+        assert query(database.owner_url, "SELECT count(*) FROM memories") == [(3,)]  # the memories stay
+
+        alembic(database.owner_url, "upgrade", "head")
+
+        assert schema(database.owner_url) == at_head
+        assert query(database.owner_url, "SELECT user_id FROM memory_versions ORDER BY 1") == [("alice",), ("bob",)]
+
+
+def insert_memories(url: str, users: list[str]) -> None:
+    with psycopg.connect(url) as conn:  # as the owner, a superuser here: no scope needed
+        for n, user in enumerate(users):
+            conn.execute(
+                "INSERT INTO memories (id, tenant_id, user_id, content, content_hash, memory_type, importance, "
+                "created_at, updated_at) VALUES (%s, 'default', %s, 'x', %s, 'fact', 0.5, now(), now())",
+                [f"m{n}", user, f"h{n}"],
+            )
+
+
+def test_0004_versions_existing_users_when_the_owner_is_not_a_superuser(postgres: PostgresDatabase) -> None:
+    """A managed database's schema owner (RDS, Cloud SQL) is no superuser, so FORCE ROW LEVEL SECURITY hides
+    every memory from it: the upgrade lifts FORCE while it versions the users, and restores it."""
+    owner = f"agent_memory_owner_{uuid.uuid4().hex[:8]}"
+    try:
+        with scratch_database(postgres, migrated=False) as database:
+            alembic(database.owner_url, "upgrade", "0003")
+            insert_memories(database.owner_url, ["alice", "bob"])
+            with psycopg.connect(database.owner_url, autocommit=True) as conn:
+                conn.execute(f"CREATE ROLE {owner} LOGIN NOSUPERUSER NOBYPASSRLS")
+                conn.execute(f"GRANT CREATE ON SCHEMA public TO {owner}")
+                for table in ("alembic_version", "memories", "memory_events", "memory_profiles", "turn_records"):
+                    conn.execute(f"ALTER TABLE {table} OWNER TO {owner}")
+            owner_url = with_user_and_database(database.owner_url, user=owner)
+            assert query(owner_url, "SELECT count(*) FROM memories") == [(0,)]  # FORCE filters the owner
+
+            alembic(owner_url, "upgrade", "head")
+
+            assert query(database.owner_url, "SELECT user_id FROM memory_versions ORDER BY 1") == [
+                ("alice",),
+                ("bob",),
+            ]
+            forced = "SELECT relname, relforcerowsecurity FROM pg_class WHERE relname = ANY(%s) ORDER BY 1"
+            assert query(database.owner_url, forced, [["memories", "memory_versions"]]) == [
+                ("memories", True),
+                ("memory_versions", True),
+            ]
+    finally:
+        with psycopg.connect(postgres.owner_url, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE IF EXISTS {owner}")

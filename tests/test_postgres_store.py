@@ -4,6 +4,7 @@ an unreachable server, and the translation of every psycopg error into ``memory.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,7 +29,17 @@ from memory import (
     open_store,
 )
 from memory.models import Ranking, SearchMode
-from memory.stores.postgres import SCHEMA_REVISION, SEARCH_SCOPE_SQL, SEARCH_SQL, SET_SCOPE_SQL, PostgresStore
+from memory.stores.postgres import (
+    FORGET_SQL,
+    FORGET_VERSION_SQL,
+    LIST_SQL,
+    SCHEMA_REVISION,
+    SEARCH_SCOPE_SQL,
+    SEARCH_SQL,
+    SET_SCOPE_SQL,
+    VERSION_SQL,
+    PostgresStore,
+)
 from memory.turns import TurnRecord, TurnStatus
 from tests.postgres_scratch import ScratchDatabase, scratch_database
 from tests.postgres_support import APP_ROLE, PostgresDatabase, alembic, with_user_and_database
@@ -44,7 +55,7 @@ SEEDED = {
     ALICE_AT_ACME: ["The Orion launch is scheduled for March"],
     CAROL_AT_ACME: ["The quarterly budget was approved"],
 }
-TABLES = ("memories", "memory_events", "memory_profiles", "turn_records")
+TABLES = ("memories", "memory_events", "memory_profiles", "turn_records", "memory_versions")
 EVERYTHING = MemoryFilter(include_inactive=True, include_expired=True)
 
 
@@ -128,7 +139,7 @@ def scopes_visible(conn: psycopg.Connection, table: str) -> set[tuple[str, str]]
 
 def test_without_a_scope_the_app_role_sees_no_row(db: PostgresDatabase, seeded) -> None:
     with psycopg.connect(db.owner_url) as owner:
-        assert [owner.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [6, 6, 4, 4]
+        assert [owner.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES] == [6, 6, 4, 4, 4]
 
     with psycopg.connect(db.app_url) as conn:
         assert conn.execute("SELECT current_setting('app.user_id', true)").fetchone() == (None,)
@@ -189,6 +200,8 @@ FOREIGN_INSERTS = {
     "memories moved to bob": "UPDATE memories SET user_id = 'bob'",
     "events moved to another tenant": "UPDATE memory_events SET tenant_id = 'acme'",
     "turns moved to bob": "UPDATE turn_records SET user_id = 'bob'",
+    "memory_versions": "INSERT INTO memory_versions (tenant_id, user_id, version) VALUES ('default', 'bob', 1)",
+    "version moved to another tenant": "UPDATE memory_versions SET tenant_id = 'acme'",
 }
 
 
@@ -205,12 +218,14 @@ def test_writing_a_row_of_another_scope_is_refused(
     assert {e.id for e in store.list(ALICE, EVERYTHING)} == seeded[ALICE]
     assert "forged" not in {e.memory_id for scope in SEEDED for e in store.history(scope)}
     assert [ids(store.list_turns(scope, TurnStatus)) for scope in SEEDED] == [["turn-1"]] * len(SEEDED)
+    assert all(store.version(scope) > 1 for scope in SEEDED)
 
 
 def test_updating_or_deleting_another_scopes_rows_touches_nothing(
     db: PostgresDatabase, seeded, store: PostgresStore
 ) -> None:
     before = {scope: [e.content for e in store.list(scope, EVERYTHING)] for scope in SEEDED}
+    versions = {scope: store.version(scope) for scope in SEEDED}
     with psycopg.connect(db.app_url) as conn:
         set_scope(conn, ALICE)
         affected = {
@@ -222,11 +237,14 @@ def test_updating_or_deleting_another_scopes_rows_touches_nothing(
             "delete profiles": conn.execute("DELETE FROM memory_profiles WHERE user_id = 'bob'"),
             "update turns": conn.execute("UPDATE turn_records SET user_message = NULL WHERE user_id = 'bob'"),
             "delete turns": conn.execute("DELETE FROM turn_records WHERE tenant_id = 'acme'"),
+            "update versions": conn.execute("UPDATE memory_versions SET version = 0 WHERE user_id = 'bob'"),
+            "delete versions": conn.execute("DELETE FROM memory_versions WHERE tenant_id = 'acme'"),
         }
         conn.commit()
 
     assert {name: cursor.rowcount for name, cursor in affected.items()} == dict.fromkeys(affected, 0)
     assert {scope: [e.content for e in store.list(scope, EVERYTHING)] for scope in SEEDED} == before
+    assert {scope: store.version(scope) for scope in SEEDED} == versions
     assert all(e.content is not None for e in store.history(BOB))
     assert [t.user_message for t in store.list_turns(BOB)] == ["said by bob@default"]
     assert [ids(store.list_turns(scope)) for scope in (ALICE_AT_ACME, CAROL_AT_ACME)] == [["turn-1"], ["turn-1"]]
@@ -433,13 +451,15 @@ def test_an_unreachable_server_is_unavailable_and_names_the_setting(embedder) ->
 BREAKAGES = {
     "tables renamed": (
         "ALTER TABLE memories RENAME TO memories_gone; ALTER TABLE memory_events RENAME TO memory_events_gone; "
-        "ALTER TABLE turn_records RENAME TO turn_records_gone",
+        "ALTER TABLE turn_records RENAME TO turn_records_gone; "
+        "ALTER TABLE memory_versions RENAME TO memory_versions_gone",
         "ALTER TABLE memories_gone RENAME TO memories; ALTER TABLE memory_events_gone RENAME TO memory_events; "
-        "ALTER TABLE turn_records_gone RENAME TO turn_records",
+        "ALTER TABLE turn_records_gone RENAME TO turn_records; "
+        "ALTER TABLE memory_versions_gone RENAME TO memory_versions",
     ),
     "privileges revoked": (
-        f"REVOKE ALL ON memories, memory_events, turn_records FROM {APP_ROLE}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON memories, memory_events, turn_records TO {APP_ROLE}",
+        f"REVOKE ALL ON memories, memory_events, turn_records, memory_versions FROM {APP_ROLE}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON memories, memory_events, turn_records, memory_versions TO {APP_ROLE}",
     ),
 }
 
@@ -651,3 +671,144 @@ def test_rows_too_large_for_the_search_indexes_are_searched_from_the_heap(db, st
             search = SearchRequest(text="zebra", embedding=found.embedding, mode=mode, embedding_model=model)
             hits = store.search(scope, search)
             assert hits[0].entry.id == found.id, (scope, mode)
+
+
+# -- versions: kept by triggers, scoped by row-level security -------------------------------------------------
+
+
+def version_rows(url: str, scope: Scope | None = None) -> dict[tuple[str, str], int]:
+    """Every version row the connection may see: all of them as the owner, the scope's own as the app role."""
+    with psycopg.connect(url) as conn:
+        if scope is not None:
+            set_scope(conn, scope)
+        rows = conn.execute("SELECT tenant_id, user_id, version FROM memory_versions").fetchall()
+    return {(tenant, user): version for tenant, user, version in rows}
+
+
+def test_the_app_role_reads_and_writes_only_its_own_version_row(db: PostgresDatabase, seeded) -> None:
+    everyone = version_rows(db.owner_url)
+    alice = (ALICE.tenant_id, ALICE.user_id)
+    with psycopg.connect(db.app_url) as conn:
+        set_scope(conn, ALICE)
+        visible = {tuple(row) for row in conn.execute("SELECT tenant_id, user_id FROM memory_versions")}
+        moved = conn.execute("UPDATE memory_versions SET version = version + 1 WHERE user_id <> 'alice'").rowcount
+        gone = conn.execute("DELETE FROM memory_versions WHERE user_id <> 'alice' OR tenant_id <> 'default'").rowcount
+        own = conn.execute("UPDATE memory_versions SET version = version + 1").rowcount  # its own row: allowed
+        for forged in ("('default', 'bob', 1)", "('acme', 'alice', 1)"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"), conn.transaction():
+                conn.execute(f"INSERT INTO memory_versions (tenant_id, user_id, version) VALUES {forged}")
+        conn.commit()
+
+    assert set(everyone) == {(scope.tenant_id, scope.user_id) for scope in SEEDED}
+    assert visible == {alice}
+    assert (moved, gone, own) == (0, 0, 1)
+    assert version_rows(db.owner_url) == {**everyone, alice: everyone[alice] + 1}
+
+
+def test_a_change_made_outside_the_store_moves_the_version_and_a_rolled_back_one_does_not(
+    db: PostgresDatabase, seeded, store: PostgresStore
+) -> None:
+    """The triggers keep the version whoever writes: the store, a script as the app role, the owner."""
+    before = version_rows(db.owner_url)
+    with psycopg.connect(db.app_url) as conn:
+        set_scope(conn, ALICE)
+        conn.execute("UPDATE memories SET importance = 0.9")
+        conn.rollback()
+    assert version_rows(db.owner_url) == before
+
+    with psycopg.connect(db.owner_url) as owner:  # a superuser: one statement over several scopes
+        owner.execute("UPDATE memories SET importance = 0.8 WHERE tenant_id = 'default'")
+    after = version_rows(db.owner_url)
+
+    assert {key for key in before if after[key] > before[key]} == {("default", "alice"), ("default", "bob")}
+    assert {key for key in before if after[key] == before[key]} == {("acme", "alice"), ("acme", "carol")}
+    assert store.version(ALICE) == after[("default", "alice")]
+
+
+def test_a_truncate_by_an_operator_empties_the_versions_and_the_next_write_starts_above(
+    db: PostgresDatabase, seeded, store: PostgresStore, entry
+) -> None:
+    """TRUNCATE fires no row or statement trigger of the writes: its own trigger empties the versions."""
+    before = store.version(ALICE)
+    with psycopg.connect(db.owner_url) as owner:
+        owner.execute("TRUNCATE memories")
+    assert version_rows(db.owner_url) == {} and store.version(ALICE) is None
+    store.add(entry("after the truncate"))
+    assert store.version(ALICE) > before
+
+
+def test_a_write_during_forget_user_waits_for_it_then_starts_above_the_forgotten_version(
+    db: PostgresDatabase, entry
+) -> None:
+    """forget_user takes the scope's version row first: a write of the scope that comes in meanwhile waits
+    for the forget (so its memory is not deleted by it), then starts the version again above the version
+    the forget removed, from a clock read once it had the row, not before it waited."""
+    reached, release = threading.Event(), threading.Event()
+    forgotten: list[int] = []
+
+    def tracer(sql: str, params: Any) -> None:
+        if sql is FORGET_SQL:  # the version row is the forget's now; its memories are not deleted yet
+            reached.set()
+            assert release.wait(10)
+        if sql is FORGET_VERSION_SQL:  # in the forget's transaction: the version it is about to delete
+            forgotten.append(store._conn.execute(VERSION_SQL, params).fetchone()["version"])
+
+    def write() -> None:
+        with psycopg.connect(db.app_url) as conn:
+            set_scope(conn, ALICE)
+            conn.execute(
+                f"INSERT INTO memories {MEMORY_COLUMNS} "
+                "VALUES ('during', 'default', 'alice', 'written during the forget', 'h', 'fact', 0.5, now(), now())"
+            )
+
+    store = PostgresStore(db.app_url, tracer=tracer)
+    store.add(entry("I own a red bike"))
+    forget = threading.Thread(target=store.forget_user, args=(ALICE,))
+    writer = threading.Thread(target=write)
+    forget.start()
+    assert reached.wait(10)
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive()  # its trigger waits for the version row the forget holds
+    release.set()
+    forget.join(10)
+    writer.join(10)
+
+    assert [e.id for e in store.list(ALICE)] == ["during"]  # the write came after the forget
+    assert len(forgotten) == 1
+    assert store.version(ALICE) > forgotten[0]
+    store.close()
+
+
+# -- list(order_by="importance") reads memories_importance in order --------------------------------------------
+
+
+def test_list_by_importance_reads_the_importance_index_and_stops_at_the_limit(
+    db: PostgresDatabase, store: PostgresStore
+) -> None:
+    with psycopg.connect(db.owner_url) as owner:  # as the owner, a superuser here: no scope needed
+        owner.execute(
+            "INSERT INTO memories (id, tenant_id, user_id, content, content_hash, memory_type, importance, "
+            "created_at, updated_at, status) "
+            "SELECT 'm' || n, 'default', CASE WHEN n % 3 = 0 THEN 'alice' ELSE 'user-' || n % 40 END, "
+            "'memory ' || n, 'h' || n, 'fact', (n * 7919 % 1000) / 1000.0, now() - n * interval '1 minute', "
+            "now() - (n * 31 % 997) * interval '1 second', CASE WHEN n % 10 = 0 THEN 'pruned' ELSE 'active' END "
+            "FROM generate_series(1, 6000) AS n"
+        )
+    vacuum(db)
+    bound: dict[str, Any] = {}
+    store.tracer = lambda sql, params: bound.update(params) if sql is LIST_SQL["importance"] else None
+    listed = store.list(ALICE, order_by="importance", limit=20)
+    store.tracer = None
+    with psycopg.connect(db.app_url) as conn:
+        set_scope(conn, ALICE)
+        plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + LIST_SQL["importance"], bound).fetchone()[0][0]
+        expected = conn.execute(
+            "SELECT id FROM memories WHERE status = 'active' ORDER BY importance DESC, updated_at DESC, id LIMIT 20"
+        ).fetchall()
+
+    nodes = list(plan_nodes(plan["Plan"]))
+    assert [e.id for e in listed] == [row[0] for row in expected]
+    assert [n["Index Name"] for n in nodes if n["Node Type"] == "Index Scan"] == ["memories_importance"]
+    assert not [n for n in nodes if n["Node Type"] == "Sort"]  # read in order, no sort of the user's rows
+    assert max(n.get("Actual Rows", 0) for n in nodes) == 20  # and no row past the limit

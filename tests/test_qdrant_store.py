@@ -38,7 +38,7 @@ from memory.models import MemoryType
 from memory.stores import open_store, sqlite_driver
 from memory.stores.qdrant import QdrantStore, _translate
 from memory.stores.qdrant_keywords import document_terms, index, query_terms, term
-from memory.stores.qdrant_schema import EVENT_INDEXES, MEMORY_INDEXES, TURN_INDEXES, index_schema
+from memory.stores.qdrant_schema import EVENT_INDEXES, MEMORY_INDEXES, TURN_INDEXES, VERSION_INDEXES, index_schema
 from memory.turns import TurnRecord, TurnStatus
 
 ALICE, BOB = Scope("alice"), Scope("bob")
@@ -196,10 +196,17 @@ def test_every_payload_key_the_store_filters_on_has_a_payload_index(store: Qdran
     store.forget_user(ALICE)
     turn_keys = {key for op, params in calls if params.get("collection_name") == store.turns
                  for key in re.findall(r"key='(\w+)'", repr(params))}  # fmt: skip
+    calls.clear()
+    store.add(entry("I own a red bike", [1, 0, 0]))
+    store.version(ALICE)
+    store.forget_user(ALICE)
+    version_keys = {key for op, params in calls if params.get("collection_name") == store.versions
+                    for key in re.findall(r"key='(\w+)'", repr(params))}  # fmt: skip
 
     assert memory_keys == set(MEMORY_INDEXES)
     assert event_keys == set(EVENT_INDEXES)  # seq: history is read in order_by seq
     assert turn_keys == set(TURN_INDEXES)  # a turn is read by its point id, so turn_id needs no index
+    assert version_keys == set(VERSION_INDEXES)  # a version is read by its point id, within the scope
     assert index_schema("tenant").is_tenant is True
     assert index_schema("integer").range is True  # order_by needs a range index
     assert index_schema("float") == models.PayloadSchemaType.FLOAT
@@ -208,7 +215,7 @@ def test_every_payload_key_the_store_filters_on_has_a_payload_index(store: Qdran
 def test_local_mode_makes_no_payload_indexes(store: QdrantStore, calls: list) -> None:
     store.open()
 
-    assert [op for op, _ in calls] == ["collection_exists", "create_collection"] * 3
+    assert [op for op, _ in calls] == ["collection_exists", "create_collection"] * 4
 
 
 # -- keywords ------------------------------------------------------------------------------------
@@ -329,6 +336,42 @@ def test_a_storage_from_before_turn_records_gains_their_collection_on_open(tmp_p
         assert [ev.kind.value for ev in store.history(ALICE)] == ["added"]
         assert store.list_turns(ALICE) == [record]
         assert store._call("get_collection", collection_name=store.turns).config.params.vectors == {}
+
+
+def test_a_storage_from_before_versions_gains_their_collection_and_versions_its_users(tmp_path: Path) -> None:
+    """The versions collection is created beside the others; a user who already has memories gets a version
+    when one is first asked for (``None`` keeps meaning "nothing stored"), and writes move it from then on."""
+    with QdrantStore(str(tmp_path), dimensions=3) as store:
+        bike = store.add(entry("I own a red bike", [1, 0, 0]))
+        store._call("delete_collection", collection_name=store.versions)  # as the release before wrote it
+
+    with QdrantStore(str(tmp_path), dimensions=3) as store:
+        first = store.version(ALICE)
+
+        assert first is not None and store.version(ALICE) == first  # made once, then only read
+        assert store.version(BOB) is None
+        store.update(ALICE, bike.id, {"importance": 0.9})
+        assert store.version(ALICE) > first
+        assert store._call("get_collection", collection_name=store.versions).config.params.vectors == {}
+
+
+def test_the_version_is_bumped_after_the_write_not_with_it(store: QdrantStore, calls: list) -> None:
+    """No transaction spans the collections: the version follows the write. When the bump fails (here: the
+    versions collection is gone) the write stands and the error is raised; the version was not moved."""
+    bike = store.add(entry("I own a red bike", [1, 0, 0]))
+    before = store.version(ALICE)
+    calls.clear()
+    store.update(ALICE, bike.id, {"importance": 0.9})
+    written = [(op, params["collection_name"]) for op, params in calls if op == "upsert"]
+
+    assert written == [("upsert", store.memories), ("upsert", store.events), ("upsert", store.versions)]
+    assert store.version(ALICE) > before
+
+    store._call("delete_collection", collection_name=store.versions)  # behind the store's back
+    with pytest.raises(StoreError):
+        store.update(ALICE, bike.id, {"importance": 0.1})
+
+    assert store.get(ALICE, bike.id).importance == 0.1
 
 
 def test_local_mode_on_disk_serves_any_thread(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ and the translation of every driver error into ``memory.errors``."""
 from __future__ import annotations
 
 import sys
+import threading
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +64,31 @@ def test_reopening_keeps_the_data_and_runs_no_migration(db: Path, entry) -> None
         assert len(store.history(ALICE)) == 1
 
 
+def test_several_first_opens_of_a_new_file_at_once_all_succeed(db: Path, entry) -> None:
+    """Processes starting together on a new file: one creates the schema, the others wait and use it."""
+    stores = [SQLiteStore(str(db)) for _ in range(6)]
+    barrier = threading.Barrier(len(stores))
+    failures: list[BaseException] = []
+
+    def first_open(store: SQLiteStore) -> None:
+        barrier.wait()
+        try:
+            store.open()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=first_open, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    stores[0].add(entry("written by one"))
+    assert all(store.count(Scope("alice")) == 1 for store in stores)
+    for store in stores:
+        store.close()
+
+
 def test_a_newer_schema_is_refused(db: Path) -> None:
     SQLiteStore(str(db)).open()
     raw(db).execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
@@ -96,7 +122,48 @@ def test_a_file_from_before_turn_records_is_upgraded_in_place(db: Path, entry, m
         assert store.forget_user(ALICE) == 1
         assert store.list_turns(ALICE, TurnStatus) == []
 
-    assert raw(db).execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 2
+    assert raw(db).execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+
+
+def test_a_file_from_before_versions_is_upgraded_in_place(db: Path, entry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file at schema version 2 gains ``memory_versions`` and its triggers: every scope that already has
+    memories gets a version (``None`` keeps meaning "nothing stored"), and the triggers keep it from then on."""
+    bob = Scope("bob")
+    with monkeypatch.context() as released:  # the code as it was: two steps
+        released.setattr(schema, "STEPS", schema.STEPS[:2])
+        released.setattr(schema, "SCHEMA_VERSION", 2)
+        with SQLiteStore(str(db)) as store:
+            kept = store.add(entry())
+            store.save_turn(TurnRecord(turn_id="turn-1", user_id="bob"))  # a turn record is not a memory
+    assert raw(db).execute("SELECT count(*) FROM sqlite_master WHERE name = 'memory_versions'").fetchone()[0] == 0
+
+    with SQLiteStore(str(db)) as store:
+        upgraded = store.version(ALICE)
+        assert upgraded is not None and store.version(bob) is None
+        assert store.get(ALICE, kept.id) == kept
+        store.update(ALICE, kept.id, {"importance": 0.9})
+        assert store.version(ALICE) > upgraded
+
+    assert raw(db).execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+
+
+def test_the_triggers_keep_the_version_whoever_writes(db: Path, entry) -> None:
+    """The version changes in the transaction of the change even when the store is not the writer (a
+    script, the sqlite3 shell), and a rolled-back change leaves it as it was."""
+    with SQLiteStore(str(db)) as store:
+        kept = store.add(entry())
+        before = store.version(ALICE)
+    conn = raw(db)
+    conn.execute("BEGIN")
+    conn.execute("UPDATE memories SET importance = 0.1")
+    conn.execute("ROLLBACK")
+    with SQLiteStore(str(db)) as store:
+        assert store.version(ALICE) == before
+    conn.execute("UPDATE memories SET user_id = 'bob'")  # moved: both scopes changed
+    with SQLiteStore(str(db)) as store:
+        assert store.version(ALICE) > before
+        assert store.version(Scope("bob")) is not None
+        assert store.get(Scope("bob"), kept.id) is not None
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
@@ -212,7 +279,8 @@ def test_a_driver_error_escapes_only_as_a_store_error(db: Path, entry, method: s
     store = SQLiteStore(str(db))
     stored = store.add(entry())
     raw(db).executescript(
-        "DROP TABLE memories; DROP TABLE memories_fts; DROP TABLE memory_events; DROP TABLE turn_records;"
+        "DROP TABLE memories; DROP TABLE memories_fts; DROP TABLE memory_events; DROP TABLE turn_records; "
+        "DROP TABLE memory_versions;"
     )
 
     with pytest.raises(StoreError) as info:

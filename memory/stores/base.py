@@ -8,6 +8,11 @@ History: every method that changes a memory records a ``MemoryEvent`` in the sam
 history can never disagree with the data. ``forget_user`` is the one exception: it removes the user's
 memories *and* their history, because forgetting leaves nothing behind.
 
+Versions: ``version(scope)`` is a number that changes with every change to the scope's memories, in the
+same transaction (SQLite, Postgres) or right after it (Qdrant, which has no transactions). A cache of a
+user's memories keys its entries by it, so it never serves data older than the last write that returned,
+even when it missed an invalidation. History events and turn records do not change it.
+
 Turn records (``memory.turns.TurnRecord``): the write-back ledger, one record per conversation turn, kept
 per scope exactly like memories (``save_turn``, ``get_turn``, ``list_turns``; ``forget_user`` removes them).
 They have no history: a record is its own log.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -38,12 +44,24 @@ from memory.models import (
 from memory.ranking import RETENTION_IMPORTANCE_SHARE, SECONDS_PER_DAY
 from memory.turns import TurnRecord, TurnStatus
 
+logger = logging.getLogger("memory.stores")
+
 # What a store can do beyond the protocol's core. Contract tests that need one are marked
 # ``@pytest.mark.requires(capability)`` and are skipped, with this registered reason, elsewhere.
 CAPABILITIES: dict[str, str] = {
     "persistent": "data survives closing and reopening the store",
     "statement_tracer": "the store reports each statement it runs to a tracer callback",
 }
+
+# The orders ``list`` knows: the SQL of each (over memories AS m) is in the stores, the meaning here.
+LIST_ORDERS: dict[str, str] = {
+    "newest": "created_at descending, then id",
+    "importance": "importance descending, then updated_at descending, then id",
+}
+
+# ``forget_user`` holds its transaction (at most this long) until the clock has passed the version it removed,
+# so the scope's next version, which starts again from the clock, is larger (see ``MemoryStore.version``).
+MAX_CLOCK_WAIT_SECONDS = 1.0
 
 # What ``list_turns`` returns unless asked otherwise: the turns write-back has yet to finish.
 PENDING_OR_FAILED: tuple[TurnStatus, ...] = (TurnStatus.PENDING, TurnStatus.FAILED)
@@ -103,10 +121,21 @@ class MemoryStore(Protocol):
         ...
 
     def list(
-        self, scope: Scope, filters: MemoryFilter | None = None, *, limit: int = 50, offset: int = 0
+        self,
+        scope: Scope,
+        filters: MemoryFilter | None = None,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        order_by: str = "newest",
     ) -> list[MemoryEntry]:
-        """Entries in ``scope``, newest ``created_at`` first, ties by id. Active and unexpired only,
-        unless ``filters`` asks for inactive or expired ones too."""
+        """Entries in ``scope``, active and unexpired only unless ``filters`` asks for inactive or expired
+        ones too, in the order ``order_by`` names (``LIST_ORDERS``): ``"newest"`` (``created_at``
+        descending, ties by id) or ``"importance"`` (importance descending, then the most recently updated,
+        then id: a user's core memories first, what a prompt or a cache of them wants).
+
+        Raises ``InvalidInputError`` for any other ``order_by``, naming the accepted ones.
+        """
         ...
 
     def count(self, scope: Scope, filters: MemoryFilter | None = None) -> int:
@@ -144,7 +173,8 @@ class MemoryStore(Protocol):
         ...
 
     def forget_user(self, scope: Scope) -> int:
-        """Remove every entry and every history event of the scope; returns how many entries went."""
+        """Remove every entry, history event and turn record of the scope, and its version (see ``version``);
+        returns how many entries went."""
         ...
 
     def prune(self, scope: Scope, keep_top: int, *, ranking: Ranking, now: float) -> list[str]:
@@ -154,6 +184,28 @@ class MemoryStore(Protocol):
 
     def history(self, scope: Scope, memory_id: str | None = None, *, limit: int = 100) -> list[MemoryEvent]:
         """Events of one memory, or of the whole scope, oldest first."""
+        ...
+
+    def version(self, scope: Scope) -> int | None:
+        """The scope's data version, for caches: they key what they hold by it, so a write that returned is
+        never hidden by a cached copy from before it, even when the cache missed its invalidation.
+
+        ``None`` when the store holds no version for the scope: it never had a memory, or ``forget_user``
+        removed them all (a store from before versions gives every scope with memories one as it upgrades;
+        Qdrant when the version is first asked for). Otherwise an integer that strictly increases with every
+        change to the scope's memories: an insert (``add``, ``add_many``), any update (content, importance,
+        a status change: archive, supersede, merge, ``prune``), a ``delete``. Reads, ``history`` and turn
+        records leave it as it is. Each change sets it to max(previous + 1, the clock in microseconds since
+        the epoch; SQLite's clock ticks in milliseconds), computed by the database in the transaction of the
+        change (SQLite, Postgres: triggers on the memories table, so a change made outside the store counts
+        too). Qdrant has no transactions: there it is set right after the write succeeded, and a crash in
+        between leaves the old version.
+
+        ``forget_user`` removes it with the memories, leaving nothing of the user behind, and returns only
+        once the clock has passed it: the next write starts the version again from the clock, so it is
+        larger than any version the scope had (unless the system clock steps back). Values stay below 2**53
+        (until the year 2255), exact as a double, such as a Redis score.
+        """
         ...
 
     def save_turn(self, record: TurnRecord) -> TurnRecord:
@@ -207,6 +259,36 @@ def apply_changes(
         "details": {"changed": changed, **(details or {})},
     }
     return after, event_fields
+
+
+def check_order_by(order_by: object) -> str:
+    """``list``'s order: one of ``LIST_ORDERS``, checked before any query so every store refuses alike."""
+    if not isinstance(order_by, str) or order_by not in LIST_ORDERS:
+        accepted = ", ".join(f"{name!r} ({meaning})" for name, meaning in LIST_ORDERS.items())
+        raise InvalidInputError(f"order_by must be one of {accepted}; got {order_by!r}")
+    return order_by
+
+
+def wait_past(version: int, clock: Callable[[], int], *, limit: float = MAX_CLOCK_WAIT_SECONDS) -> bool:
+    """Sleep until ``clock()`` (microseconds) has passed ``version``; ``False`` if it did not within ``limit``
+    seconds (the clock stepped back, or a burst of changes ran ahead of a coarse clock by that much).
+
+    ``forget_user`` calls it before it commits, so that the scope's next version, which starts again from
+    the clock, is larger than the one it removed.
+    """
+    deadline = time.monotonic() + limit
+    while (now := clock()) <= version:
+        if time.monotonic() >= deadline:
+            logger.warning(
+                "the clock (%d us) is still behind the forgotten version %d after %.1f s: the user's next "
+                "version may not exceed it (has the system clock stepped back?)",
+                now,
+                version,
+                limit,
+            )
+            return False
+        time.sleep(min((version - now + 1) / 1_000_000, max(0.0, deadline - time.monotonic())))
+    return True
 
 
 def check_keep_top(keep_top: object) -> int:

@@ -2,9 +2,9 @@
 
 Layout in ``qdrant_schema``: a memory is a point with a dense vector and a sparse vector of its stemmed,
 hashed words (``qdrant_keywords``), which Qdrant weighs by ``Modifier.IDF`` (BM25-like, no model to
-download); history is a second collection, the write-back ledger (turn records) a third. Every read
-filters by tenant, user, status, expiry, type, tags and session inside the Qdrant query, never after it;
-a server indexes those payload keys.
+download); history is a second collection, the write-back ledger (turn records) a third, each scope's data
+version (``MemoryStore.version``) a fourth. Every read filters by tenant, user, status, expiry, type, tags
+and session inside the Qdrant query, never after it; a server indexes those payload keys.
 
 Search is one round trip: ``query_batch_points`` runs the vector and the keyword query, each filtered and
 limited to ``candidates``. Qdrant's fusion cannot apply our weights, so the two rankings are fused here by
@@ -14,8 +14,11 @@ vector tail, ties go to newer ``created_at``, then id.
 Qdrant has no transactions. A write stores the memory, then its event; ``add_many`` deletes what it wrote
 if its events fail; ``delete`` scrubs the history before it removes the point. "One active entry per
 content hash" is checked before writing, so two writers racing with the same text can both succeed (the
-SQL stores refuse the second with a unique index). ``list`` and ``prune`` sort by two keys, which Qdrant
-cannot: they read the keys of the matching points (filtered in Qdrant), sort here and fetch the page.
+SQL stores refuse the second with a unique index). A write bumps the scope's version right after it
+succeeded, not in a transaction with it: a crash (or an unreachable server) in between leaves the old
+version, so a cache keyed by it can serve the data from before that write until the scope's next one.
+``list`` and ``prune`` sort by two or three keys, which Qdrant cannot (its ``order_by`` takes one): they
+read the keys of the matching points (filtered in Qdrant), sort here and fetch the page.
 Local mode on disk admits one client per directory; share data through a server.
 """
 
@@ -56,8 +59,10 @@ from memory.stores.base import (
     apply_changes,
     check_changes,
     check_keep_top,
+    check_order_by,
     check_turn_id,
     check_turn_query,
+    wait_past,
 )
 from memory.stores.qdrant_schema import (
     ACTIVE,
@@ -66,6 +71,7 @@ from memory.stores.qdrant_schema import (
     MEMORY_INDEXES,
     SPARSE,
     TURN_INDEXES,
+    VERSION_INDEXES,
     check_embedding,
     collection_config,
     empty,
@@ -76,11 +82,14 @@ from memory.stores.qdrant_schema import (
     memory_filter,
     memory_point,
     models,
+    now_us,
     scope_filter,
     to_entry,
     to_event,
     to_turn,
     turn_point,
+    version_point,
+    version_point_id,
 )
 from memory.turns import TurnRecord, TurnStatus
 
@@ -89,6 +98,11 @@ DEFAULT_PORT = 6333
 DIMENSIONS = 384
 TIMEOUT_SECONDS = 10
 PAGE = 1_000
+# ``list``'s orders (memory.stores.base.LIST_ORDERS): the payload keys each sorts by, and its sort key.
+LIST_ORDER_KEYS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "newest": (("id", "created_at"), lambda p: (-p["created_at"], p["id"])),
+    "importance": (("id", "importance", "updated_at"), lambda p: (-p["importance"], -p["updated_at"], p["id"])),
+}
 
 
 def _translate(exc: Exception, where: str) -> AgentMemoryError:
@@ -132,6 +146,7 @@ class QdrantStore:
         self.location = location
         self.api_key = api_key
         self.memories, self.events, self.turns = f"{prefix}_memories", f"{prefix}_events", f"{prefix}_turns"
+        self.versions = f"{prefix}_versions"
         self.dimensions = dimensions
         self.tracer = tracer
         self.is_server = location.startswith(("http://", "https://"))
@@ -167,6 +182,7 @@ class QdrantStore:
                 self._create(self.memories, MEMORY_INDEXES, vectors=True)
                 self._create(self.events, EVENT_INDEXES, vectors=False)
                 self._create(self.turns, TURN_INDEXES, vectors=False)
+                self._create(self.versions, VERSION_INDEXES, vectors=False)
             except BaseException:
                 self.close()
                 raise
@@ -265,6 +281,7 @@ class QdrantStore:
             except StoreError:  # no transaction to roll back: take the memories out again
                 self._call("delete", collection_name=self.memories, points_selector=[p.id for p in points], wait=True)
                 raise
+            self._bump(by_scope)
         return list(entries)
 
     def update(
@@ -288,6 +305,7 @@ class QdrantStore:
                 self._check_unique(scope, [after], updating=memory_id)
             self._call("upsert", collection_name=self.memories, points=[point], wait=True)
             self._record([event_point(scope, memory_id, event, after.updated_at, **event_fields)])
+            self._bump([scope])
         return after
 
     def delete(self, scope: Scope, memory_id: str) -> None:
@@ -301,13 +319,17 @@ class QdrantStore:
             selector = models().FilterSelector(filter=scope_filter(scope, has_ids(scope, [memory_id])))
             self._call("delete", collection_name=self.memories, points_selector=selector, wait=True)
             self._record([event_point(scope, memory_id, EventKind.DELETED, time.time())])
+            self._bump([scope])
 
     def forget_user(self, scope: Scope) -> int:
         with self._lock:
             removed = self.count(scope, MemoryFilter(include_inactive=True, include_expired=True))
-            for name in (self.memories, self.events, self.turns):
+            forgotten = self._read_version(scope)
+            for name in (self.memories, self.events, self.turns, self.versions):  # the version last
                 selector = models().FilterSelector(filter=scope_filter(scope))
                 self._call("delete", collection_name=name, points_selector=selector, wait=True)
+            if forgotten is not None:  # the next write starts the version again from the clock: past this
+                wait_past(forgotten, now_us)
         return removed
 
     def prune(self, scope: Scope, keep_top: int, *, ranking: Ranking, now: float) -> list[str]:
@@ -328,6 +350,7 @@ class QdrantStore:
                 self._record(
                     [event_point(scope, i, EventKind.PRUNED, now, details={"keep_top": keep_top}) for i in ids]
                 )
+                self._bump([scope])
         return ids
 
     # -- reads ---------------------------------------------------------------------------------------
@@ -340,11 +363,18 @@ class QdrantStore:
         return found[0] if found else None
 
     def list(
-        self, scope: Scope, filters: MemoryFilter | None = None, *, limit: int = 50, offset: int = 0
+        self,
+        scope: Scope,
+        filters: MemoryFilter | None = None,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        order_by: str = "newest",
     ) -> list[MemoryEntry]:
-        keys = self._scroll(self.memories, memory_filter(scope, filters, time.time()), ["id", "created_at"])
-        keys.sort(key=lambda p: (-p.payload["created_at"], p.payload["id"]))
-        page = [p.payload["id"] for p in keys[offset : offset + limit]]
+        fields, sort_key = LIST_ORDER_KEYS[check_order_by(order_by)]
+        keys = [p.payload for p in self._scroll(self.memories, memory_filter(scope, filters, time.time()), fields)]
+        keys.sort(key=sort_key)
+        page = [p["id"] for p in keys[offset : offset + limit]]
         if not page:
             return []
         by_id = {e.id: e for e in self._find(scope_filter(scope, has_ids(scope, page)), limit=len(page))}
@@ -406,6 +436,36 @@ class QdrantStore:
         )  # fmt: skip
         return [to_event(point.payload) for point in points]
 
+    # -- versions ------------------------------------------------------------------------------------
+    def version(self, scope: Scope) -> int | None:
+        with self._lock:
+            found = self._read_version(scope)
+            if found is None and self._scroll(self.memories, scope_filter(scope), ["id"], limit=1):
+                return self._bump([scope])[scope]  # memories stored before versions were: one starts now
+            return found
+
+    def _read_version(self, scope: Scope) -> int | None:
+        """The scope's version as stored, ``None`` when there is none."""
+        only = models().HasIdCondition(has_id=[version_point_id(scope)])
+        found = self._scroll(self.versions, scope_filter(scope, only), ["version"], limit=1)
+        return found[0].payload["version"] if found else None
+
+    def _bump(self, scopes: Iterable[Scope]) -> dict[Scope, int]:
+        """Set each scope's version to max(previous + 1, now in microseconds); returns the new versions.
+
+        Called right after a write succeeded: Qdrant has no transaction to share with it (module docstring).
+        Under the store's lock, so the bumps of this process never interleave.
+        """
+        with self._lock:
+            versions = {}
+            for scope in dict.fromkeys(scopes):
+                previous = self._read_version(scope)
+                versions[scope] = now_us() if previous is None else max(previous + 1, now_us())
+            if versions:
+                points = [version_point(scope, version) for scope, version in versions.items()]
+                self._call("upsert", collection_name=self.versions, points=points, wait=True)
+            return versions
+
     # -- turn records --------------------------------------------------------------------------------
     def _turns(self, scope: Scope, turn_ids: Sequence[str], fields: Sequence[str] | bool = True) -> list[Any]:
         return self._scroll(self.turns, scope_filter(scope, has_ids(scope, turn_ids)), fields, limit=len(turn_ids))
@@ -440,7 +500,8 @@ class QdrantStore:
 def from_url(url: str, *, tracer: Tracer | None = None) -> QdrantStore:
     """The store of ``qdrant://host:6333`` (``qdrants://`` for TLS, API key from ``QDRANT_API_KEY``) or of
     local mode: ``qdrant+local:///relative/dir``, ``qdrant+local:////absolute/dir``, ``qdrant+local://``
-    (in memory). ``?prefix=NAME`` names the collections ``NAME_memories``, ``NAME_events`` and ``NAME_turns``."""
+    (in memory). ``?prefix=NAME`` names the collections ``NAME_memories``, ``NAME_events``, ``NAME_turns`` and
+    ``NAME_versions``."""
     import os
     from urllib.parse import parse_qs, urlsplit
 

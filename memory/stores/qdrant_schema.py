@@ -9,6 +9,8 @@ Qdrant normalises cosine vectors, and ``get`` returns the embedding exactly as i
 monotonic microsecond clock that is also the event's id. ``{prefix}_turns`` holds the write-back ledger
 (``memory.turns``): points without vectors, one per turn, its id derived from tenant, user and turn id
 like a memory's, its payload the record as ``memory.stores.base.turn_params`` writes it for every store.
+``{prefix}_versions`` holds each scope's data version (``MemoryStore.version``): one point without vectors
+per scope, its id derived from tenant and user, its payload tenant, user and the version (an integer).
 
 ``qdrant_client`` is imported on first use (``models()``): it is an optional dependency.
 """
@@ -41,6 +43,7 @@ MEMORY_INDEXES = {"tenant_id": "tenant", "user_id": "tenant", "expires_at": "flo
 )
 EVENT_INDEXES = {"tenant_id": "tenant", "user_id": "tenant", "memory_id": "keyword", "seq": "integer"}
 TURN_INDEXES = {"tenant_id": "tenant", "user_id": "tenant", "status": "keyword"}
+VERSION_INDEXES = {"tenant_id": "tenant", "user_id": "tenant"}
 
 _seq_lock = threading.Lock()
 _last_seq = 0
@@ -64,8 +67,23 @@ def point_id(scope: Scope, memory_id: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{scope.tenant_id}\x1f{scope.user_id}\x1f{memory_id}"))
 
 
+def now_us() -> int:
+    """The clock versions follow: microseconds since the epoch."""
+    return time.time_ns() // 1_000
+
+
+def version_point_id(scope: Scope) -> str:
+    """The id of the scope's version point (ids hold no control character, so the join is unambiguous)."""
+    return str(uuid.uuid5(_NAMESPACE, f"{scope.tenant_id}\x1f{scope.user_id}"))
+
+
+def version_point(scope: Scope, version: int) -> Any:
+    payload = {"tenant_id": scope.tenant_id, "user_id": scope.user_id, "version": version}
+    return models().PointStruct(id=version_point_id(scope), vector={}, payload=payload)
+
+
 def collection_config(dimensions: int, *, vectors: bool) -> dict[str, Any]:
-    if not vectors:  # history events and turn records are payload only
+    if not vectors:  # history events, turn records and versions are payload only
         return {"vectors_config": {}}
     return {
         "vectors_config": {DENSE: models().VectorParams(size=dimensions, distance=models().Distance.COSINE)},

@@ -4,6 +4,9 @@ Search is one statement: an exact cosine scan over the user's rows (a btree on t
 it to those rows; 10,000 rows take about 9 ms here, with recall 1.0 where an ANN index would trade it
 away), BM25 over an FTS5 index whose every row carries a scope token so keyword matching never leaves
 the user, then reciprocal rank fusion, importance and recency, exactly as ``memory.ranking`` defines.
+
+Each scope's data version (``MemoryStore.version``) lives in ``memory_versions``, kept by triggers on
+``memories`` (schema step 3), so it changes in the transaction of the change itself, whoever makes it.
 """
 
 from __future__ import annotations
@@ -45,11 +48,13 @@ from memory.stores.base import (
     apply_changes,
     check_changes,
     check_keep_top,
+    check_order_by,
     check_turn_id,
     check_turn_query,
     ranking_params,
     turn_from_params,
     turn_params,
+    wait_past,
 )
 from memory.stores.sqlite_driver import Driver, connect
 from memory.turns import TurnRecord, TurnStatus
@@ -103,10 +108,17 @@ ORDER BY score DESC, created_at DESC, id
 LIMIT :top_k
 """
 
-LIST_SQL = f"""
+# One statement per order ``list`` knows (memory.stores.base.LIST_ORDERS).
+LIST_SQL = {
+    order: f"""
 SELECT m.* FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}
-ORDER BY m.created_at DESC, m.id LIMIT :limit OFFSET :offset
+ORDER BY {keys} LIMIT :limit OFFSET :offset
 """
+    for order, keys in {
+        "newest": "m.created_at DESC, m.id",
+        "importance": "m.importance DESC, m.updated_at DESC, m.id",
+    }.items()
+}
 COUNT_SQL = f"SELECT count(*) FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}"
 PRUNE_SQL = f"""
 SELECT m.id FROM memories AS m WHERE {_IN_SCOPE} {_FILTERS}
@@ -144,6 +156,10 @@ WHERE tenant_id = :tenant_id AND user_id = :user_id AND memory_id = :id
 """
 FORGET_SQL = f"DELETE FROM memories AS m WHERE {_IN_SCOPE}"
 FORGET_EVENTS_SQL = "DELETE FROM memory_events WHERE tenant_id = :tenant_id AND user_id = :user_id"
+# The scope's version, kept by the triggers of schema step 3; forget_user deletes it after the memories.
+VERSION_SQL = "SELECT version FROM memory_versions WHERE tenant_id = :tenant_id AND user_id = :user_id"
+FORGET_VERSION_SQL = "DELETE FROM memory_versions WHERE tenant_id = :tenant_id AND user_id = :user_id RETURNING version"
+CLOCK_SQL = f"SELECT {schema.NOW_US}"
 INSERT_EVENT_SQL = """
 INSERT INTO memory_events (tenant_id, user_id, memory_id, kind, created_at, content, previous_content,
     related_id, details)
@@ -392,6 +408,11 @@ class SQLiteStore:
             removed = self._run(conn, FORGET_SQL, _scope_params(scope)).rowcount
             self._run(conn, FORGET_EVENTS_SQL, _scope_params(scope))
             self._run(conn, FORGET_TURNS_SQL, _scope_params(scope))
+            forgotten = self._run(conn, FORGET_VERSION_SQL, _scope_params(scope)).fetchall()
+            if forgotten:
+                # Still holding the write lock: no write of any connection can start the version again
+                # before the (millisecond) clock has passed the one removed.
+                wait_past(forgotten[0]["version"], lambda: self._run(conn, CLOCK_SQL, {}).fetchone()[0])
         return removed
 
     def prune(self, scope: Scope, keep_top: int, *, ranking: Ranking, now: float) -> list[str]:
@@ -421,8 +442,15 @@ class SQLiteStore:
         return _entry_from_row(row) if row else None
 
     def list(
-        self, scope: Scope, filters: MemoryFilter | None = None, *, limit: int = 50, offset: int = 0
+        self,
+        scope: Scope,
+        filters: MemoryFilter | None = None,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        order_by: str = "newest",
     ) -> list[MemoryEntry]:
+        sql = LIST_SQL[check_order_by(order_by)]
         params = {
             **_scope_params(scope),
             **_filter_params(filters, time.time()),
@@ -430,7 +458,7 @@ class SQLiteStore:
             "offset": offset,
         }
         with self._session() as conn:
-            rows = self._run(conn, LIST_SQL, params).fetchall()
+            rows = self._run(conn, sql, params).fetchall()
         return [_entry_from_row(row) for row in rows]
 
     def count(self, scope: Scope, filters: MemoryFilter | None = None) -> int:
@@ -481,6 +509,11 @@ class SQLiteStore:
             )
             for row in rows
         ]
+
+    def version(self, scope: Scope) -> int | None:
+        with self._session() as conn:
+            row = self._run(conn, VERSION_SQL, _scope_params(scope)).fetchone()
+        return None if row is None else row["version"]
 
     # -- turn records --------------------------------------------------------------------------------
     def save_turn(self, record: TurnRecord) -> TurnRecord:

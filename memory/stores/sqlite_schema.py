@@ -9,6 +9,24 @@ from typing import Any
 
 from memory.errors import ConfigurationError
 
+# NOW_US and _bump_version are part of step 3: changing them changes a step that has shipped.
+# The clock in microseconds since the epoch. SQLite's clock ticks in milliseconds and 'now' is fixed within
+# one statement: this is that millisecond, exactly, in microseconds (the plain product of the julian day
+# carries ~40 us of float noise). Versions take max(previous + 1, this), so they increase within a tick too.
+NOW_US = "(CAST(round((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER) * 1000)"
+
+
+def _bump_version(tenant: str, user: str, condition: str = "true") -> str:
+    """A trigger statement: the scope's version becomes max(previous + 1, now), or now for a new scope.
+    (``WHERE`` before ``ON CONFLICT`` also keeps SQLite from reading the upsert as a join.)"""
+    return f"""
+        INSERT INTO memory_versions (tenant_id, user_id, version)
+        SELECT {tenant}, {user}, {NOW_US} WHERE {condition}
+        ON CONFLICT (tenant_id, user_id) DO UPDATE SET version = max(memory_versions.version + 1, excluded.version);"""
+
+
+_SCOPE_CHANGED = "old.tenant_id IS NOT new.tenant_id OR old.user_id IS NOT new.user_id"
+
 STEPS: tuple[str, ...] = (
     # 1: memories, their keyword index (kept in sync by triggers) and their history.
     """
@@ -89,6 +107,30 @@ STEPS: tuple[str, ...] = (
     );
     CREATE INDEX turn_records_status ON turn_records (tenant_id, user_id, status, created_at, turn_id);
     """,
+    # 3: the data version of each scope (MemoryStore.version), changed by triggers in the transaction of
+    # every change to its memories; a scope that already has memories gets one now. forget_user deletes it.
+    f"""
+    CREATE TABLE memory_versions (
+        tenant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    );
+    INSERT INTO memory_versions (tenant_id, user_id, version)
+    SELECT tenant_id, user_id, {NOW_US} FROM (SELECT DISTINCT tenant_id, user_id FROM memories);
+    -- list(order_by="importance"), what the core-memory cache fills from: walked in order, stops at the limit.
+    CREATE INDEX memories_importance ON memories (tenant_id, user_id, importance DESC, updated_at DESC, id);
+    CREATE TRIGGER memories_version_insert AFTER INSERT ON memories FOR EACH ROW BEGIN
+        {_bump_version("new.tenant_id", "new.user_id")}
+    END;
+    CREATE TRIGGER memories_version_update AFTER UPDATE ON memories FOR EACH ROW BEGIN
+        {_bump_version("new.tenant_id", "new.user_id")}
+        {_bump_version("old.tenant_id", "old.user_id", _SCOPE_CHANGED)}
+    END;
+    CREATE TRIGGER memories_version_delete AFTER DELETE ON memories FOR EACH ROW BEGIN
+        {_bump_version("old.tenant_id", "old.user_id")}
+    END;
+    """,
 )
 
 SCHEMA_VERSION = len(STEPS)
@@ -120,5 +162,9 @@ def migrate(conn: Any) -> int:
         except BaseException:
             if conn.in_transaction:
                 conn.rollback()
+            # Two processes (or threads) opening a new file at once: the other took the write lock first and
+            # ran this step, so ours failed on what it created. Its step stands; go on from there.
+            if conn.execute("PRAGMA user_version").fetchone()[0] > version:
+                continue
             raise
     return found
