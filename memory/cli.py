@@ -399,6 +399,65 @@ def writeback(ctx: Context, user_id: str, as_json: bool) -> None:
     print_table(rows, ("turn", "status", "memories", "error"), wrap=70)
 
 
+@main.group()
+def cache() -> None:
+    """Inspect or clear the Redis cache of users' core memories (MEMORY_CACHE_URL)."""
+
+
+def _cache_of(ctx: Context):  # -> MemoryCache, or a clear error when the cache is off
+    memory = ctx.memory
+    if memory.cache is None:
+        raise ConfigurationError("the memory cache is off (MEMORY_CACHE_URL=none)")
+    return memory.cache
+
+
+@cache.command("stats")
+@user_option
+@output_options
+@pass_context
+@library_errors
+def cache_stats(ctx: Context, user_id: str, as_json: bool) -> None:
+    """What the cache holds for the user, and whether it matches the store's current version."""
+    from memory.models import Scope
+
+    memory_cache = _cache_of(ctx)
+    scope = Scope(user_id, ctx.tenant_id)
+    details = memory_cache.describe(scope)
+    store_version = ctx.memory.store.version(scope)
+    details = {
+        "size": memory_cache.size,
+        "ttl": memory_cache.ttl_seconds,
+        "store_version": store_version,
+        **details,
+        # a set filled at the store's version: what the next turn reads
+        "current": store_version is not None
+        and details["newest_version"] == store_version
+        and details["cached_memories"] is not None,
+    }
+    if memory_cache.backend == "memory":
+        details["note"] = "memory:// is this process's own cache; point MEMORY_CACHE_URL at Redis to share one"
+    if as_json:
+        emit_json(details)
+        return
+    print_table([(name, "" if value is None else value) for name, value in details.items()], ("", "value"), wrap=90)
+
+
+@cache.command("clear")
+@user_option
+@output_options
+@pass_context
+@library_errors
+def cache_clear(ctx: Context, user_id: str, as_json: bool) -> None:
+    """Drop the user's cached core memories (the next turn refills them from the store)."""
+    from memory.models import Scope
+
+    deleted = _cache_of(ctx).clear(Scope(user_id, ctx.tenant_id))
+    if as_json:
+        emit_json({"user_id": user_id, "keys_deleted": deleted})
+        return
+    click.echo(f"cleared {deleted} cache keys of {user_id!r}")
+
+
 @main.command()
 @click.option("--user", "user_id", default="demo-user", show_default=True)
 @pass_context

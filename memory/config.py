@@ -70,6 +70,31 @@ class Settings(BaseSettings):
         2.0, gt=0.0, le=60.0, description="Network timeout of a session store call (Redis or Upstash)."
     )
 
+    cache_url: str | None = Field(
+        None,
+        description="Where each user's core memories are cached: redis://, upstash://, memory://, or none (off). "
+        "Default: SESSION_STORE_URL.",
+    )
+    cache_size: int = Field(20, ge=1, le=500, description="Core memories (highest importance) cached per user.")
+    cache_ttl_seconds: int = Field(
+        86_400,
+        ge=1,
+        le=30 * 86_400,
+        description="A user's cached core memories expire this long after they were filled.",
+    )
+    store_budget_seconds: float = Field(
+        1.5,
+        gt=0.0,
+        le=60.0,
+        description="How long a turn waits for the memory store before answering from the cache alone (degraded).",
+    )
+    prompt_core_memories: int = Field(
+        3,
+        ge=0,
+        le=50,
+        description="Core memories (highest importance) added to a turn's prompt besides the recalled ones.",
+    )
+
     anthropic_api_key: SecretStr | None = Field(
         None,
         validation_alias="ANTHROPIC_API_KEY",
@@ -131,6 +156,12 @@ class Settings(BaseSettings):
         if "://" not in value:
             raise ValueError("must be a URL such as sqlite:///agent_memory.db")
         return value
+
+    @property
+    def cache_location(self) -> str | None:
+        """The cache's URL: ``MEMORY_CACHE_URL``, else the session store's; ``None`` when set to ``none``."""
+        url = self.session_store_url if self.cache_url is None else self.cache_url.strip()
+        return None if url.lower() == "none" else url
 
     @property
     def ranking(self) -> Ranking:

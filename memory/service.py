@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from memory import text
+from memory.cache import MemoryCache
 from memory.config import Settings, get_settings
 from memory.embeddings import Embedder, get_embedder
 from memory.errors import DuplicateContentError, InvalidInputError, MemoryNotFoundError
@@ -35,6 +36,7 @@ from memory.models import (
     normalize_content,
 )
 from memory.stores import MemoryStore, open_store
+from memory.stores.cached import CachingStore
 
 # A repeated statement is a signal: each merge raises importance by this much (capped at 1).
 REINFORCEMENT = 0.05
@@ -58,8 +60,17 @@ def _merged_expiry(old: float | None, new: float | None) -> float | None:
 class Memory:
     """Remember, recall and forget what users said, scoped by tenant and user on every call."""
 
-    def __init__(self, store: MemoryStore, embedder: Embedder, settings: Settings | None = None) -> None:
-        self.store = store
+    def __init__(
+        self,
+        store: MemoryStore,
+        embedder: Embedder,
+        settings: Settings | None = None,
+        *,
+        cache: MemoryCache | None = None,
+    ) -> None:
+        """``cache``: the core-memory cache; the store is then wrapped so that every write updates it."""
+        self.cache = cache
+        self.store: MemoryStore = store if cache is None else CachingStore(store, cache)  # type: ignore[assignment]
         self.embedder = embedder
         self.settings = settings or get_settings()
 
@@ -68,7 +79,7 @@ class Memory:
         """Build from the environment (``MEMORY_*`` variables), or from an explicit ``Settings``."""
         settings = settings or get_settings()
         embedder = embedder or get_embedder(settings.embedding_model, settings.embedding_batch_size)
-        return cls(open_store(settings.store_url), embedder, settings)
+        return cls(open_store(settings.store_url), embedder, settings, cache=MemoryCache.from_settings(settings))
 
     @classmethod
     def from_url(cls, url: str, *, embedder: Embedder | None = None, **overrides: Any) -> Memory:
@@ -77,6 +88,8 @@ class Memory:
 
     def close(self) -> None:
         self.store.close()
+        if self.cache is not None:
+            self.cache.close()
 
     def __enter__(self) -> Memory:
         return self
@@ -294,8 +307,13 @@ class Memory:
         tags: Iterable[str] = (),
         mode: str = "hybrid",
         tenant_id: str = DEFAULT_TENANT,
+        embedding: Any = None,
     ) -> list[SearchHit]:
-        """The memories that best answer ``query``, best first (hybrid: meaning and keywords fused)."""
+        """The memories that best answer ``query``, best first (hybrid: meaning and keywords fused).
+
+        ``embedding``: the query's embedding when the caller has it already (a turn embeds before it
+        starts the store's time budget, so a cold model load never counts against the store).
+        """
         scope = Scope(user_id, tenant_id)
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query must be a non-empty string")
@@ -306,7 +324,10 @@ class Memory:
             search_mode = SearchMode(mode)
         except ValueError:
             raise InvalidInputError(f"unknown search mode {mode!r}; use hybrid, vector or keyword") from None
-        embedding = None if search_mode is SearchMode.KEYWORD else self.embedder.embed([query])[0]
+        if search_mode is SearchMode.KEYWORD:
+            embedding = None
+        elif embedding is None:
+            embedding = self.embedder.embed([query])[0]
         request = SearchRequest(
             text=query,
             embedding=embedding,
@@ -317,6 +338,16 @@ class Memory:
             embedding_model=self.embedder.model_name,
         )
         return self.store.search(scope, request)
+
+    def core_memories(self, user_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[MemoryEntry]:
+        """The user's most important active memories (``MEMORY_CACHE_SIZE``), through the cache when there is one.
+
+        Always as of the store's current version: the cache holds a set per version (``memory.cache``).
+        """
+        scope = Scope(user_id, tenant_id)
+        if self.cache is None:
+            return self.store.list(scope, limit=self.settings.cache_size, order_by="importance")
+        return self.cache.read_through(self.store, scope)
 
     def get(self, user_id: str, memory_id: str, *, tenant_id: str = DEFAULT_TENANT) -> MemoryEntry:
         entry = self.store.get(Scope(user_id, tenant_id), memory_id)
@@ -333,14 +364,16 @@ class Memory:
         include_inactive: bool = False,
         limit: int = 50,
         offset: int = 0,
+        order_by: str = "newest",
         tenant_id: str = DEFAULT_TENANT,
     ) -> list[MemoryEntry]:
-        """The user's memories, newest first; superseded and pruned ones too with ``include_inactive``."""
+        """The user's memories, newest first (``order_by="importance"``: most important first); superseded
+        and pruned ones too with ``include_inactive``."""
         for name, value, low in (("limit", limit, 1), ("offset", offset, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidInputError(f"{name} must be a whole number >= {low}, got {value!r}")
         filters = MemoryFilter(memory_types=memory_types, tags=tags, include_inactive=include_inactive)
-        return self.store.list(Scope(user_id, tenant_id), filters, limit=limit, offset=offset)
+        return self.store.list(Scope(user_id, tenant_id), filters, limit=limit, offset=offset, order_by=order_by)
 
     def history(
         self, user_id: str, memory_id: str | None = None, *, limit: int = 100, tenant_id: str = DEFAULT_TENANT

@@ -16,6 +16,7 @@ turn's ``TurnRecord`` (``memory.turns``):
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -40,7 +41,8 @@ def operation_id(scope: Scope, turn_id: str, index: int) -> str:
 
 @dataclass(slots=True)
 class WriteBackResult:
-    """What one write-back did. ``status``: done, already_done, or failed (then ``error`` says why)."""
+    """What one write-back did. ``status``: done, already_done, queued (spooled while the store was down: a
+    later write-back runs it), or failed (then ``error`` says why)."""
 
     turn_id: str
     status: str
@@ -162,7 +164,7 @@ def retry_pending(
     ``max_attempts`` skips turns tried as often; ``pending_older_than`` (seconds) skips ``pending`` turns
     touched more recently than that, which are most likely still being written back by another request.
     """
-    results = []
+    results = drain_spool(memory, extractor, scope)
     now = time.time()
     for record in memory.store.list_turns(scope, (TurnStatus.PENDING, TurnStatus.FAILED), limit=limit):
         if max_attempts is not None and record.attempts >= max_attempts:
@@ -171,6 +173,33 @@ def retry_pending(
         if record.status is TurnStatus.PENDING and recent:
             continue
         results.append(process(memory, extractor, record))
+    return results
+
+
+def drain_spool(memory: Memory, extractor: Extractor, scope: Scope) -> list[WriteBackResult]:
+    """Write back the turns spooled in the cache while the store was down (``memory.cache``), oldest first.
+
+    Each leaves the spool only after ``write_back`` returned, so the ledger holds it (done or failed); a
+    store failure stops the drain with the rest still spooled. A turn drained twice is applied once.
+    """
+    if memory.cache is None:
+        return []
+    results = []
+    for item in memory.cache.spooled(scope):
+        try:
+            fields = json.loads(item)
+        except ValueError:
+            logger.error("spooled write-back of %s is not JSON; left in the spool", scope)
+            continue
+        try:
+            results.append(write_back(memory, extractor, **fields))
+        except AgentMemoryError as exc:
+            logger.warning("spooled turn %s stays spooled: %s", fields.get("turn_id"), exc)
+            break
+        try:
+            memory.cache.unspool(scope, item)
+        except AgentMemoryError as exc:  # it stays spooled; the next drain finds it done and skips it
+            logger.warning("spooled turn %s is written back but still spooled: %s", fields.get("turn_id"), exc)
     return results
 
 

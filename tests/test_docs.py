@@ -25,9 +25,16 @@ def test_the_readme_names_no_setting_that_does_not_exist() -> None:
     assert named <= known, f"README documents unknown settings: {sorted(named - known)}"
 
 
-@pytest.mark.parametrize("name", sorted(main.commands))
+COMMANDS = {
+    f"{name} {sub}" if sub else name: command
+    for name, group in main.commands.items()
+    for sub, command in (group.commands.items() if isinstance(group, click.Group) else [("", group)])
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_and_option_is_documented(name: str) -> None:
-    command = main.commands[name]
+    command = COMMANDS[name]
     row = re.search(rf"^\| `{name}( [A-Z]+)?` \|(.+)$", README, re.MULTILINE)
     assert row, f"`agent-memory {name}` has no row in the README's command table"
     for param in command.params:

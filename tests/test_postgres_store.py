@@ -517,7 +517,7 @@ def test_memory_from_a_postgres_url_recalls(db: PostgresDatabase, embedder) -> N
     with Memory.from_url(url, embedder=embedder) as mem:
         kept = mem.remember("alice", "I own a red bike").entry
 
-        assert isinstance(mem.store, PostgresStore)
+        assert isinstance(mem.store.inner, PostgresStore)  # wrapped: its writes update the core-memory cache
         assert [hit.entry.id for hit in mem.search("alice", "bicycle")] == [kept.id]
 
 

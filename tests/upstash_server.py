@@ -48,8 +48,10 @@ class UpstashServer(ThreadingHTTPServer):
         self.token = token
         self.delay = 0.0
         self.requests: list[dict[str, Any]] = []
-        self.redis = redis.Redis.from_url(redis_url)
-        # Raw replies (bytes, ints, lists, None), as Redis sent them: no redis-py conversions to bool or dict.
+        # RESP2, as Upstash's REST API answers (redis-py 8 speaks RESP3 by default, where ZSCORE is a double,
+        # not the string Upstash returns), and raw replies (bytes, ints, lists, None), as Redis sent them:
+        # no redis-py conversions to bool or dict.
+        self.redis = redis.Redis.from_url(redis_url, protocol=2)
         self.redis.response_callbacks = {}
 
     @property

@@ -56,6 +56,13 @@ class CommandSessionStore:
         """
         raise NotImplementedError
 
+    def execute(self, commands: Sequence[Command], *, atomic: bool = False) -> list[Any]:
+        """Run raw commands over this backend's transport: how ``memory.cache`` shares the session backends.
+
+        Raises ``SessionStoreError`` as ``_run`` does; the caller decides what a failure means.
+        """
+        return self._run(commands, atomic=atomic)
+
     def close(self) -> None:
         """Release connections; the next call reconnects."""
 

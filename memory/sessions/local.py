@@ -1,6 +1,7 @@
 """``memory://``: sessions in this process, for development, tests and a single-process server.
 
-It interprets the same Redis commands the other backends send (only the few that ``commands.py`` uses),
+It interprets the same Redis commands the other backends send (only the few that ``commands.py`` and
+``memory.cache`` use),
 with Redis's index rules and expiry, under one lock: a batch is as atomic as MULTI/EXEC. Nothing is shared
 between processes or survives a restart. Expired keys are dropped when touched and swept once a second.
 """
@@ -17,7 +18,10 @@ from memory.sessions.commands import Command, CommandSessionStore
 
 SWEEP_INTERVAL_SECONDS = 1.0
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
-COMMANDS = frozenset({"RPUSH", "LRANGE", "LTRIM", "EXPIRE", "TTL", "SADD", "SREM", "SMEMBERS", "DEL"})
+COMMANDS = frozenset(
+    {"RPUSH", "LRANGE", "LTRIM", "LREM", "EXPIRE", "TTL", "SADD", "SREM", "SMEMBERS", "DEL"}
+    | {"ZADD", "ZRANGE", "ZSCORE"}
+)
 
 
 def _bounds(length: int, start: int, stop: int) -> tuple[int, int]:
@@ -33,7 +37,7 @@ class LocalSessionStore(CommandSessionStore):
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, **options: Any) -> None:
         super().__init__(**options)
         self._clock = clock
-        self._values: dict[str, list[str] | set[str]] = {}
+        self._values: dict[str, list[str] | set[str] | dict[str, float]] = {}
         self._expires: dict[str, float] = {}
         self._lock = threading.Lock()
         self._last_sweep = 0.0
@@ -72,6 +76,12 @@ class LocalSessionStore(CommandSessionStore):
             raise SessionStoreError(WRONGTYPE)
         return members
 
+    def _zset(self, key: str) -> dict[str, float]:
+        members = self._values.setdefault(key, {})
+        if not isinstance(members, dict):
+            raise SessionStoreError(WRONGTYPE)
+        return members
+
     def _rpush(self, key: str, *values: str) -> int:
         stored = self._list(key)
         stored.extend(values)
@@ -87,6 +97,48 @@ class LocalSessionStore(CommandSessionStore):
         self._values[key] = self._lrange(key, start, stop)
         self._forget_if_empty(key)
         return "OK"
+
+    def _lrem(self, key: str, count: str, value: str) -> int:
+        """Remove occurrences of ``value``: the first ``count`` (all when 0; from the end when negative)."""
+        values = self._list(key)
+        limit = int(count)
+        positions = [index for index, item in enumerate(values) if item == value]
+        if limit < 0:
+            positions.reverse()
+        dropped = set(positions[: abs(limit)] if limit else positions)
+        self._values[key] = [item for index, item in enumerate(values) if index not in dropped]
+        self._forget_if_empty(key)
+        return len(dropped)
+
+    def _zadd(self, key: str, *args: str) -> int:
+        """ZADD key [GT] score member [score member ...]: with GT an existing member's score only rises."""
+        greater_only = bool(args) and args[0].upper() == "GT"
+        pairs = args[1:] if greater_only else args
+        if not pairs or len(pairs) % 2:
+            raise SessionStoreError("ERR syntax error")
+        members, added = self._zset(key), 0
+        for score_text, member in zip(pairs[::2], pairs[1::2], strict=True):
+            score = float(score_text)
+            if member not in members:
+                added += 1
+            elif greater_only and score <= members[member]:
+                continue
+            members[member] = score
+        return added
+
+    def _zrange(self, key: str, start: str, stop: str) -> list[str]:
+        """Members by score ascending (ties by member), Redis's inclusive index range."""
+        members = self._zset(key)
+        self._forget_if_empty(key)
+        ordered = sorted(members, key=lambda member: (members[member], member))
+        begin, end = _bounds(len(ordered), int(start), int(stop))
+        return ordered[begin:end]
+
+    def _zscore(self, key: str, member: str) -> str | None:
+        members = self._zset(key)
+        self._forget_if_empty(key)
+        score = members.get(member)
+        return None if score is None else repr(score)
 
     def _expire(self, key: str, seconds: str) -> int:
         if key not in self._values:
