@@ -117,6 +117,21 @@ def members_of(cache: MemoryCache, scope: Scope, version: int) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_users_set_is_never_read_for_another_user_or_tenant(
+    backend: str, make_cache: CacheFactory, tenant: str
+) -> None:
+    cache = make_cache(backend)
+    mine, other_user, other_tenant = Scope("u1", tenant), Scope("u2", tenant), Scope("u1", f"{tenant}-b")
+    cache.fill(mine, 3, [MemoryEntry("u1", "my secret", tenant_id=tenant)])
+    cache.fill(mine, 3, [MemoryEntry("u2", "not mine", tenant_id=tenant)])  # an entry of another scope is dropped
+    assert [e.content for e in cache.get(mine, 3)] == []
+    cache.fill(mine, 4, [MemoryEntry("u1", "my secret", tenant_id=tenant)])
+    for scope in (other_user, other_tenant):
+        assert cache.get(scope, 4) is None and cache.latest(scope) is None
+    delete_tenant(f"{tenant}-b")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_an_empty_user_is_cached_as_empty_and_expired_memories_are_not_served(
     backend: str, make_cache: CacheFactory, tenant: str
 ) -> None:

@@ -5,6 +5,7 @@ an unreachable server, and the translation of every psycopg error into ``memory.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,6 +30,7 @@ from memory import (
     open_store,
 )
 from memory.models import Ranking, SearchMode
+from memory.stores import postgres as pg
 from memory.stores.postgres import (
     FORGET_SQL,
     FORGET_VERSION_SQL,
@@ -328,6 +330,33 @@ def test_memory_recalls_across_a_restart(db: PostgresDatabase, mem: Memory) -> N
     assert hits[0].entry.id == kept.id
     assert {e.id for e in mem.list("alice")} == {kept.id, added.id}
     assert mem.search("alice", "food allergy")[0].entry.id == added.id
+
+
+def test_a_statement_stuck_behind_a_lock_times_out_and_the_store_goes_on(
+    db: PostgresDatabase, store: PostgresStore, entry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement timeout set with the scope ends a call a lock holds up (here 0.3 s instead of 10 s), so
+    the store's one connection is free again; every statement gets it, transaction-local."""
+    store.add(entry())
+    short = SET_SCOPE_SQL.replace(f"'{pg.STATEMENT_TIMEOUT}'", "'300ms'")
+    assert short != SET_SCOPE_SQL
+    monkeypatch.setattr(pg, "SEARCH_SCOPE_SQL", SEARCH_SCOPE_SQL.replace(SET_SCOPE_SQL, short))
+    with psycopg.connect(db.owner_url) as locker:
+        locker.execute("LOCK TABLE memories IN ACCESS EXCLUSIVE MODE")
+        started = time.perf_counter()
+        with pytest.raises(StoreUnavailableError, match="statement timeout"):
+            store.search(ALICE, SearchRequest(text="red bike", embedding=None, top_k=3, mode=SearchMode.KEYWORD))
+        assert time.perf_counter() - started < 2.0
+        locker.rollback()
+    assert [
+        hit.entry.content
+        for hit in store.search(ALICE, SearchRequest(text="red bike", embedding=None, top_k=3, mode=SearchMode.KEYWORD))
+    ] == ["I own a red bike"]
+    with psycopg.connect(db.app_url) as conn:  # transaction-local: a later transaction has the default back
+        with conn.transaction():
+            conn.execute(SET_SCOPE_SQL, {"tenant_id": "default", "user_id": "alice"})
+            assert conn.execute("SHOW statement_timeout").fetchone()[0] == pg.STATEMENT_TIMEOUT
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"
 
 
 # -- statements: no prepared ones, two per search ---------------------------------------------------------

@@ -71,7 +71,15 @@ from memory.turns import TurnRecord, TurnStatus
 SCHEMA_REVISION = "0004"
 CONNECT_TIMEOUT_SECONDS = 10
 
-SET_SCOPE_SQL = "SELECT set_config('app.tenant_id', %(tenant_id)s, true), set_config('app.user_id', %(user_id)s, true)"
+# Every store transaction starts here: the scope row-level security reads, and a statement timeout, so a call
+# stuck behind a lock or a stalled server ends (StoreUnavailableError) instead of holding the store's one
+# connection, and with it every later call (a turn meanwhile answers from the cache: memory/cache.py).
+# Transaction-local (set_config(..., true)): nothing leaks to other clients of a pooled server connection.
+STATEMENT_TIMEOUT = "10s"
+SET_SCOPE_SQL = (
+    "SELECT set_config('app.tenant_id', %(tenant_id)s, true), set_config('app.user_id', %(user_id)s, true), "
+    f"set_config('statement_timeout', '{STATEMENT_TIMEOUT}', true)"
+)
 # A search also tells the planner that a random page read costs little more than a sequential one (the default
 # 4.0 models spinning disks). Left at 4.0, a user who owns most of the table is read by a sequential scan, which
 # fetches every halfvec copy from TOAST (measured: 24 ms against 7.6 for 10,000 memories alone in the table);
@@ -458,6 +466,12 @@ class PostgresStore:
                 prepare_threshold=None,
                 row_factory=dict_row,
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                # A server that vanished without closing the socket (failover, a network partition) is
+                # noticed within about a minute, not at the operating system's TCP timeout.
+                keepalives=1,
+                keepalives_idle=30,
+                keepalives_interval=10,
+                keepalives_count=3,
             )
         except psycopg.Error as exc:
             raise StoreUnavailableError(
