@@ -244,7 +244,9 @@ TOPICS = (
     "podcast editing", "guitar chords", "yoga mornings", "surfing waves", "comic books", "tea ceremonies",
     "model trains", "poetry slams", "mountain biking", "camping gear", "violin practice",
 )  # fmt: skip
-WRITES = st.sampled_from(["remember", "importance", "content", "supersede", "retire", "delete", "prune", "forget"])
+WRITES = st.sampled_from(
+    ["remember", "repeat", "importance", "content", "supersede", "retire", "delete", "prune", "forget"]
+)
 STEPS = st.lists(st.tuples(WRITES, st.integers(0, 9), st.booleans(), st.booleans()), min_size=1, max_size=14)
 
 
@@ -296,6 +298,8 @@ def apply_write(memory: Memory, scope: Scope, action: str, pick: int) -> None:
             memory.remember(
                 user, f"new fact {uuid.uuid4().hex[:6]} number {pick}", importance=pick / 9, tenant_id=tenant
             )
+        elif action == "repeat":  # an exact repeat merges: the same entry, importance raised
+            memory.remember(user, target.content, importance=target.importance, tenant_id=tenant)
         elif action == "importance":
             memory.update(user, target.id, importance=round(1 - target.importance, 3), tenant_id=tenant)
         elif action == "content":
