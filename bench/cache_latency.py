@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from recall_latency import QUESTIONS, build
+from turn_overhead import percentiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.upstash_server
 
@@ -45,15 +45,6 @@ from memory.embeddings import get_embedder
 from memory.sessions import open_session_store
 from memory.stores.sqlite import SQLiteStore
 from tests.upstash_server import serve_upstash
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(statistics.median(ordered), 3),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
-        "max_ms": round(ordered[-1], 3),
-    }
 
 
 def timed(call: Callable[[], Any], reads: int) -> dict[str, float]:

@@ -139,11 +139,15 @@ class Agent:
     def from_settings(cls, settings: Settings | None = None, *, memory: Memory | None = None) -> Agent:
         """From the environment: store, session store, Claude client (when ANTHROPIC_API_KEY is set), extractor."""
         settings = settings or get_settings()
-        memory = memory or Memory.from_settings(settings)
+        sessions = None
+        if memory is None:
+            memory = Memory.from_settings(settings)
+            if memory.cache is not None and settings.cache_location == settings.session_store_url:
+                sessions = memory.cache.transport  # the same backend: one client, one connection pool
         client = make_client(settings) if settings.anthropic_api_key is not None else None
         return cls(
             memory,
-            sessions=open_session_store(settings=settings),
+            sessions=sessions if sessions is not None else open_session_store(settings=settings),
             client=client,
             extractor=choose_extractor(settings, client),
             settings=settings,
@@ -191,11 +195,8 @@ class Agent:
         relevant = {hit.entry.id for hit in hits}
         extra = [SearchHit(entry, score=0.0) for entry in core if entry.id not in relevant]
         core_budget = settings.prompt_core_memories + (settings.prompt_memories if degraded else 0)
-        block = render_memories(
-            hits + extra[:core_budget],
-            max_memories=len(hits) + min(len(extra), core_budget),
-            max_tokens=settings.prompt_memory_tokens,
-        )
+        candidates = hits + extra[:core_budget]  # already capped: the recalled ones, then the core ones
+        block = render_memories(candidates, max_memories=len(candidates), max_tokens=settings.prompt_memory_tokens)
         system = system_prompt(settings.system_prompt, block if inject else None)
         messages = conversation(history, message)
         timings["prompt"] = _since(started)

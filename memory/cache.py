@@ -149,16 +149,21 @@ class MemoryCache:
 
     # -- reads ---------------------------------------------------------------------------------------
     def get(self, scope: Scope, version: int) -> list[MemoryEntry] | None:
-        """The core memories cached for ``version``, or ``None`` (a miss, or Redis failed)."""
+        """The core memories cached for ``version``, or ``None`` (a miss, or Redis failed); counted as a hit
+        or a miss."""
+        entries = self._read(scope, version)
+        self.stats.record("hits" if entries is not None else "misses")
+        return entries
+
+    def _read(self, scope: Scope, version: int) -> list[MemoryEntry] | None:
+        """``get`` without the count: degraded reads and ``describe`` keep counters of their own."""
         key = core_key(check_scope(scope), version)
         try:
             [members] = self.transport.execute([["ZRANGE", key, 0, -1]])
         except SessionStoreError as exc:
             self._warn("get", key, exc, "reading the core memories from the store")
             return None
-        entries = self._decode(key, members or [])
-        self.stats.record("hits" if entries is not None else "misses")
-        return entries
+        return self._decode(key, members or [])
 
     def read_through(self, store: Any, scope: Scope) -> list[MemoryEntry]:
         """The user's core memories: from the set of the store's current version, else from the store
@@ -188,7 +193,7 @@ class MemoryCache:
         if blocked_until is not None and float(blocked_until) > time.time():
             self.stats.record("degraded_misses")
             return None
-        entries = None if version is None else self.get(scope, int(float(version)))
+        entries = None if version is None else self._read(scope, int(float(version)))
         self.stats.record("degraded_reads" if entries is not None else "degraded_misses")
         return entries
 
@@ -199,7 +204,7 @@ class MemoryCache:
             [["ZSCORE", pointer, VERSION], ["ZSCORE", pointer, BLOCKED_UNTIL], ["SMEMBERS", index], ["TTL", pointer]]
         )
         current = None if version is None else int(float(version))
-        entries = None if current is None else self.get(scope, current)
+        entries = None if current is None else self._read(scope, current)
         blocked = blocked_until is not None and float(blocked_until) > time.time()
         return {
             "backend": self.backend,

@@ -547,8 +547,18 @@ def test_cli_cache_stats_and_clear(tmp_path: Any, monkeypatch: pytest.MonkeyPatc
     assert off.exit_code == 2 and "cache is off" in off.output
 
 
-def test_the_cache_defaults_to_the_session_store_and_none_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cache_defaults_to_the_session_store_and_none_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch, embedder: Any
+) -> None:
+    from memory.agent import Agent
+
     assert get_settings().cache_location == "memory://"
+    agent = Agent.from_settings(get_settings(store_url="sqlite://"), memory=None)
+    assert agent.sessions is agent.memory.cache.transport  # one backend: one client for both
+    agent.close()
+    split = Agent.from_settings(get_settings(store_url="sqlite://", cache_url=REDIS_URL))
+    assert split.sessions is not split.memory.cache.transport and split.sessions.backend == "memory"
+    split.close()
     monkeypatch.setenv("SESSION_STORE_URL", REDIS_URL)
     assert get_settings().cache_location == REDIS_URL
     monkeypatch.setenv("MEMORY_CACHE_URL", "None")
