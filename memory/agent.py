@@ -26,7 +26,7 @@ from memory.claude import logged_call, make_client
 from memory.config import Settings, get_settings
 from memory.errors import AgentMemoryError, ConfigurationError, InvalidInputError, StoreError
 from memory.extraction import ClaudeExtractor, Extractor, RuleExtractor
-from memory.models import DEFAULT_TENANT, MemoryEntry, Scope, SearchHit, _identifier
+from memory.models import DEFAULT_TENANT, MemoryEntry, Scope, SearchHit, _identifier, validate_text
 from memory.prompting import MemoryBlock, render_memories, system_prompt
 from memory.service import Memory
 from memory.sessions import SessionStore, Turn, open_session_store
@@ -178,6 +178,7 @@ class Agent:
             raise InvalidInputError("message must be a non-empty string")
         if len(message) > MAX_MESSAGE_CHARS:
             raise InvalidInputError(f"message is {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}")
+        validate_text("message", message)
         if session_id is not None:
             _identifier("session_id", session_id)
         turn_id = _identifier("turn_id", turn_id) if turn_id is not None else uuid.uuid4().hex

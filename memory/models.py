@@ -8,6 +8,7 @@ with an ``InvalidInputError`` that names the field.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import time
@@ -73,6 +74,57 @@ class RememberAction(StrEnum):
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What no store can keep: NUL (Postgres text and jsonb reject it) and lone UTF-16 surrogates (which a JSON
+# body can carry as "\ud800" but no UTF-8 encoder accepts). Checked wherever text enters the library.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_METADATA_DEPTH = 16
+MAX_METADATA_BYTES = 2**20  # a bound, not a budget: the memory tool keeps a whole file's text here
+
+
+def validate_text(name: str, value: str) -> str:
+    """``value`` unchanged if every store can keep it, else an ``InvalidInputError`` that names ``name``."""
+    found = _UNSTORABLE.search(value)
+    if found is not None:
+        what = "a NUL character" if found.group() == "\x00" else "a lone surrogate (not valid Unicode)"
+        raise InvalidInputError(f"{name} contains {what} at position {found.start()}; remove it")
+    return value
+
+
+def validate_metadata(metadata: object) -> dict[str, Any]:
+    """A JSON object of bounded depth and size whose keys and strings every store can keep.
+
+    Checked where metadata is written (``Memory.remember`` and ``update``), not where an entry is built, so
+    a row stored before these limits still reads back."""
+    if not isinstance(metadata, Mapping):
+        raise InvalidInputError("metadata must be a JSON object (a dict)")
+
+    def check(value: object, depth: int) -> None:
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidInputError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(value, str):
+            validate_text("metadata", value)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidInputError(f"metadata keys must be strings, got {key!r}")
+                validate_text("metadata key", key)
+                check(item, depth + 1)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                check(item, depth + 1)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError("metadata numbers must be finite (JSON has no NaN or Infinity)")
+        elif value is not None and not isinstance(value, bool | int | float):
+            raise InvalidInputError(f"metadata values must be JSON (text, number, bool, null, list, object): {value!r}")
+
+    check(metadata, 0)
+    try:
+        size = len(json.dumps(metadata, ensure_ascii=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata must be JSON: {exc}") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInputError(f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}")
+    return dict(metadata)
 
 
 def _identifier(name: str, value: object) -> str:
@@ -88,7 +140,7 @@ def _identifier(name: str, value: object) -> str:
         raise InvalidInputError(f"{name} is {len(value)} characters long; the limit is {MAX_ID_CHARS}")
     if _CONTROL.search(value):
         raise InvalidInputError(f"{name} must not contain control characters")
-    return value
+    return validate_text(name, value)
 
 
 def validate_importance(value: object) -> float:
@@ -136,6 +188,7 @@ def validate_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
         tag = tag.strip().lower()
         if len(tag) > MAX_TAG_CHARS or _CONTROL.search(tag):
             raise InvalidInputError(f"tag {tag[:20]!r}... must be at most {MAX_TAG_CHARS} printable characters")
+        validate_text("tag", tag)
         if tag not in cleaned:
             cleaned.append(tag)
     if len(cleaned) > MAX_TAGS:
@@ -147,7 +200,7 @@ def normalize_content(content: object) -> str:
     """Collapse whitespace and apply NFC so the same text always hashes the same."""
     if not isinstance(content, str):
         raise InvalidInputError(f"content must be a string, got {type(content).__name__}")
-    text = " ".join(unicodedata.normalize("NFC", content).split())
+    text = " ".join(unicodedata.normalize("NFC", validate_text("content", content)).split())
     if not text:
         raise InvalidInputError("content must not be empty")
     return text
@@ -211,7 +264,7 @@ class MemoryEntry:
         self.memory_type = validate_memory_type(self.memory_type)
         self.importance = validate_importance(self.importance)
         self.tags = validate_tags(self.tags)
-        if not isinstance(self.metadata, Mapping):
+        if not isinstance(self.metadata, Mapping):  # depth and size are checked on writes: validate_metadata
             raise InvalidInputError("metadata must be a JSON object (a dict)")
         self.metadata = dict(self.metadata)
         self.status = validate_status(self.status)

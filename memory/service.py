@@ -34,6 +34,8 @@ from memory.models import (
     SearchMode,
     SearchRequest,
     normalize_content,
+    validate_metadata,
+    validate_text,
 )
 from memory.stores import MemoryStore, open_store
 from memory.stores.cached import CachingStore
@@ -130,7 +132,7 @@ class Memory:
             memory_type=memory_type,
             importance=importance,
             tags=tags,
-            metadata=metadata if metadata is not None else {},
+            metadata=validate_metadata(metadata if metadata is not None else {}),
             session_id=session_id,
             created_at=now,
             expires_at=_expiry(ttl, now),
@@ -261,6 +263,8 @@ class Memory:
             changes["content"] = self._checked_content(content)
             changes["embedding"] = self.embedder.embed([changes["content"]])[0]
             changes["embedding_model"] = self.embedder.model_name
+        if metadata is not None:
+            metadata = validate_metadata(metadata)
         for name, value in (("memory_type", memory_type), ("importance", importance), ("metadata", metadata)):
             if value is not None:
                 changes[name] = value
@@ -317,6 +321,7 @@ class Memory:
         scope = Scope(user_id, tenant_id)
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query must be a non-empty string")
+        validate_text("query", query)
         top_k = self.settings.top_k if top_k is None else top_k
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
             raise InvalidInputError(f"top_k must be a whole number from 1 to {MAX_TOP_K}, got {top_k!r}")

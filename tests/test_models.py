@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from memory import InvalidInputError, MemoryEntry, MemoryFilter, MemoryStatus, MemoryType, Scope, SearchHit
-from memory.models import MAX_ID_CHARS, MAX_TAG_CHARS, MAX_TAGS, content_hash
+from memory.models import MAX_ID_CHARS, MAX_TAG_CHARS, MAX_TAGS, content_hash, validate_metadata, validate_text
 
 BAD_IDS = [
     pytest.param(42, "must be a string, got int 42; pass str(42)", id="int"),
@@ -200,3 +200,32 @@ def test_search_hit_reasons(signals: dict, expected: tuple[str, ...]) -> None:
 
     assert hit.reasons == expected
     assert hit.as_dict()["reasons"] == list(expected)
+
+
+@pytest.mark.parametrize(
+    "metadata, message",
+    [
+        ([1], "JSON object"),
+        ({"k": "a\x00b"}, "NUL"),
+        ({"\ud800": 1}, "surrogate"),
+        ({"k": float("nan")}, "finite"),
+        ({"k": {1, 2}}, "must be JSON"),
+        ({"k": json.loads("[" * 20 + "]" * 20)}, "deeper than 16"),
+        ({"k": "x" * 2**20}, "bytes as JSON"),
+    ],
+)
+def test_metadata_every_store_can_keep(metadata: object, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        validate_metadata(metadata)
+    assert validate_metadata({"k": [1, 2.5, None, True, {"deep": ["x" * 1000]}]})["k"][0] == 1
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "lone \udc80 surrogate", "\ud83d"])
+def test_text_no_store_can_keep_is_refused_where_it_enters(text: str) -> None:
+    with pytest.raises(InvalidInputError, match="content contains"):
+        MemoryEntry(user_id="u", content=text)
+    with pytest.raises(InvalidInputError, match="user_id"):
+        Scope(user_id=text)
+    with pytest.raises(InvalidInputError, match="query contains"):
+        validate_text("query", text)
+    assert validate_text("query", "caf\u00e9 \U0001f600 \u202e") == "caf\u00e9 \U0001f600 \u202e"
