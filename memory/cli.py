@@ -351,6 +351,40 @@ def chat(
         sys.exit(1)
 
 
+@main.command(name="api-key")
+@output_options
+@pass_context
+def api_key(ctx: Context, as_json: bool) -> None:
+    """Make a new key for the HTTP API, bound to --tenant. Prints the key once; configure only its hash."""
+    import hashlib
+    import secrets
+
+    key = "am_" + secrets.token_urlsafe(32)
+    entry = f"{ctx.tenant_id}:{hashlib.sha256(key.encode()).hexdigest()}"
+    if as_json:
+        emit_json({"tenant_id": ctx.tenant_id, "key": key, "api_keys_entry": entry})
+        return
+    click.echo(f"key (give it to the client; it is not stored anywhere): {key}")
+    click.echo(f"add to MEMORY_API_KEYS (comma-separated): {entry}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@pass_context
+@library_errors
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Serve the HTTP API (memory/api.py) with uvicorn; OpenAPI docs at /docs."""
+    import uvicorn
+
+    from memory.api import create_app
+
+    settings = ctx.settings
+    if not settings.api_keys:
+        click.echo("Note: MEMORY_API_KEYS is empty, so /v1 refuses every request; `agent-memory api-key`", err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
 @main.command()
 @user_option
 @click.option("--transport", type=click.Choice(["stdio", "http"]), default="stdio", show_default=True)

@@ -8,6 +8,7 @@ it); a test keeps the two in step.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -149,6 +150,31 @@ class Settings(BaseSettings):
     writeback_max_attempts: int = Field(
         5, ge=1, le=100, description="Automatic tries of a failed write-back; after that only `agent-memory writeback`."
     )
+    api_keys: str = Field(
+        "",
+        description="Keys of the HTTP API, hashed: comma-separated tenant:sha256-hex pairs (`agent-memory api-key`).",
+    )
+    api_max_body_bytes: int = Field(
+        262_144, ge=1024, le=10 * 2**20, description="Largest request body the HTTP API reads; a larger one is a 413."
+    )
+    writeback_queue_url: str | None = Field(
+        None,
+        description="SQS queue URL: the API records each turn and queues its write-back there (Lambda). Unset: inline.",
+    )
+    store_url_secret_arn: str | None = Field(
+        None,
+        description="Secrets Manager ARN whose value is the store URL; read at start-up, it replaces MEMORY_STORE_URL.",
+    )
+    database_url_secret_arn: str | None = Field(
+        None,
+        description="Secrets Manager ARN of the schema owner's Postgres URL, for the Lambda migrate function "
+        "(default: the store URL).",
+    )
+    anthropic_api_key_secret_arn: str | None = Field(
+        None,
+        description="Secrets Manager ARN whose value is the Claude API key; read at start-up, it replaces "
+        "ANTHROPIC_API_KEY.",
+    )
 
     @field_validator("store_url")
     @classmethod
@@ -156,6 +182,25 @@ class Settings(BaseSettings):
         if "://" not in value:
             raise ValueError("must be a URL such as sqlite:///agent_memory.db")
         return value
+
+    @field_validator(
+        "writeback_queue_url", "store_url_secret_arn", "database_url_secret_arn", "anthropic_api_key_secret_arn"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        """serverless.yml sets these from parameters that may be empty: empty means not configured."""
+        return (value or "").strip() or None
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_are_hashed(cls, value: str) -> str:
+        parse_api_keys(value)
+        return value
+
+    @property
+    def api_key_tenants(self) -> dict[str, str]:
+        """The tenant of each configured key, by the key's SHA-256 (hex): how ``memory.api`` authenticates."""
+        return parse_api_keys(self.api_keys)
 
     @property
     def cache_location(self) -> str | None:
@@ -173,6 +218,29 @@ class Settings(BaseSettings):
             recency_half_life_days=self.recency_half_life_days,
             min_similarity=self.min_similarity,
         )
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def parse_api_keys(value: str) -> dict[str, str]:
+    """``tenant:sha256-hex`` pairs, comma-separated, into {hash: tenant}; a ValueError says what is wrong.
+
+    Only hashes are configured, never keys: a leaked environment or log gives no one access.
+    """
+    tenants: dict[str, str] = {}
+    for number, item in enumerate(filter(None, (part.strip() for part in value.split(","))), start=1):
+        tenant, _, digest = item.rpartition(":")
+        digest = digest.lower()
+        if not tenant.strip() or not _SHA256_HEX.fullmatch(digest):
+            raise ValueError(
+                f"entry {number} is not tenant:sha256-hex (64 hex digits of the key's SHA-256); "
+                "`agent-memory api-key --tenant T` prints a key and its entry"
+            )
+        if digest in tenants and tenants[digest] != tenant:
+            raise ValueError(f"entry {number}: the same key is given to two tenants")
+        tenants[digest] = tenant
+    return tenants
 
 
 def env_name(field_name: str) -> str:

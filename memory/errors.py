@@ -12,6 +12,7 @@ has to know which backend is configured to handle a failure, and the original st
     ├── SessionStoreError        the session store (Redis, Upstash) failed: down, slow, or refused the call
     ├── ClaudeError              the Claude API gave no reply: timeout, overload, rate limit, rejected request
     ├── ExtractionError          write-back extraction failed (API error, refusal, an answer off the schema)
+    ├── QueueError               the write-back queue (SQS) refused or could not be reached
     └── StoreError               the backend failed while serving a call
         ├── StoreUnavailableError    the backend cannot be opened or reached at all
         └── DuplicateContentError    an active memory of the user already has this exact content
@@ -78,6 +79,15 @@ class ExtractionError(AgentMemoryError):
 
     Write-back catches it: the turn is recorded as ``failed`` (with this message) and retried later; it
     never fails the turn that produced it.
+    """
+
+
+class QueueError(AgentMemoryError):
+    """Raised by ``memory.queue`` when SQS does not take a write-back: unreachable, throttled, access denied.
+
+    The turn is already recorded ``pending`` in the store, so nothing is lost: the HTTP API answers the turn
+    and reports the write-back as not queued, and the user's next write-back or ``agent-memory writeback``
+    runs it.
     """
 
 
