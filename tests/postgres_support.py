@@ -39,7 +39,8 @@ class PostgresDatabase(LocalDatabase):
 
         with psycopg.connect(self.owner_url, autocommit=True) as conn:
             conn.execute(
-                "TRUNCATE memories, memory_events, memory_profiles, turn_records, memory_versions RESTART IDENTITY"
+                "TRUNCATE memories, memory_events, memory_profiles, turn_records, memory_versions, maintenance_leases "
+                "RESTART IDENTITY"
             )
 
 

@@ -28,4 +28,7 @@ CALLS: dict[str, Callable[[MemoryStore, MemoryEntry], object]] = {
     "save_turn": lambda s, e: s.save_turn(TurnRecord(turn_id="turn-1", user_id="alice")),
     "get_turn": lambda s, e: s.get_turn(ALICE, "turn-1"),
     "list_turns": lambda s, e: s.list_turns(ALICE),
+    "scopes": lambda s, e: s.scopes(),
+    "try_lease": lambda s, e: s.try_lease(ALICE, "run-1", 60),
+    "release_lease": lambda s, e: s.release_lease(ALICE, "run-1"),
 }

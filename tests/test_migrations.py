@@ -19,7 +19,7 @@ from memory.stores.postgres import SCHEMA_REVISION
 from tests.postgres_scratch import ScratchDatabase, scratch_database
 from tests.postgres_support import APP_ROLE, MIGRATIONS_INI, PostgresDatabase, alembic, with_user_and_database
 
-TABLES = ("memories", "memory_events", "memory_profiles", "turn_records", "memory_versions")
+TABLES = ("memories", "memory_events", "memory_profiles", "turn_records", "memory_versions", "maintenance_leases")
 SCOPE_EXPRESSION = (
     "((tenant_id = current_setting('app.tenant_id'::text, true)) "
     "AND (user_id = current_setting('app.user_id'::text, true)))"
@@ -118,15 +118,20 @@ def test_upgrade_creates_the_tables_with_row_level_security_enabled_and_forced(
 
 
 def test_every_table_has_one_scope_policy_for_reads_and_writes(fresh: ScratchDatabase) -> None:
+    """And one more, SELECT only, on memory_versions: ``scopes`` lists every scope's ids (0005)."""
     rows = query(
         fresh.owner_url,
         "SELECT tablename, policyname, permissive, roles, cmd, qual, with_check FROM pg_policies "
-        "WHERE schemaname = 'public' ORDER BY tablename",
+        "WHERE schemaname = 'public' ORDER BY tablename, policyname",
     )
+    listing = ("memory_versions", "memory_versions_list_scopes", "PERMISSIVE", ["public"], "SELECT")
 
-    assert rows == [
+    assert [row for row in rows if row[:5] != listing] == [
         (table, f"{table}_scope", "PERMISSIVE", ["public"], "ALL", SCOPE_EXPRESSION, SCOPE_EXPRESSION)
         for table in sorted(TABLES)
+    ]
+    assert [row for row in rows if row[:5] == listing] == [
+        (*listing, "(current_setting('app.list_scopes'::text, true) = 'on'::text)", None)
     ]
 
 
@@ -456,3 +461,30 @@ def test_0004_versions_existing_users_when_the_owner_is_not_a_superuser(postgres
     finally:
         with psycopg.connect(postgres.owner_url, autocommit=True) as conn:
             conn.execute(f"DROP ROLE IF EXISTS {owner}")
+
+
+def test_0005_downgrades_to_exactly_0004_and_upgrades_a_database_that_holds_memories(
+    postgres: PostgresDatabase,
+) -> None:
+    """Memories written at 0004 (their versions made by its triggers) are listed by ``scopes`` after the
+    upgrade, as the application role, and can be leased; downgrading leaves exactly 0004 and the memories."""
+    from memory.stores.postgres import PostgresStore
+
+    with scratch_database(postgres, migrated=False) as database:
+        alembic(database.owner_url, "upgrade", "0004")
+        at_0004 = schema(database.owner_url)
+        insert_memories(database.owner_url, ["bob", "alice", "bob"])
+
+        alembic(database.owner_url, "upgrade", "head")
+
+        store = PostgresStore(database.app_url)
+        try:
+            assert [(s.tenant_id, s.user_id) for s in store.scopes()] == [("default", "alice"), ("default", "bob")]
+            assert store.try_lease(store.scopes()[0], "run-1", 60)
+        finally:
+            store.close()
+
+        alembic(database.owner_url, "downgrade", "0004")
+
+        assert schema(database.owner_url) == at_0004
+        assert query(database.owner_url, "SELECT count(*) FROM memories") == [(3,)]

@@ -42,6 +42,7 @@ from memory.stores.postgres import (
     VERSION_SQL,
     PostgresStore,
 )
+from memory.stores.postgres_maintenance import LIST_SCOPES_SETUP_SQL, SCOPES_SQL
 from memory.turns import TurnRecord, TurnStatus
 from tests.postgres_scratch import ScratchDatabase, scratch_database
 from tests.postgres_support import APP_ROLE, PostgresDatabase, alembic, with_user_and_database
@@ -477,18 +478,21 @@ def test_an_unreachable_server_is_unavailable_and_names_the_setting(embedder) ->
 # -- every psycopg error escapes as a memory.errors type ---------------------------------------------------
 
 # Two ways to break a working schema behind the store's back, each undone afterwards.
+_BROKEN_TABLES = "memories, memory_events, turn_records, memory_versions, maintenance_leases"
 BREAKAGES = {
     "tables renamed": (
         "ALTER TABLE memories RENAME TO memories_gone; ALTER TABLE memory_events RENAME TO memory_events_gone; "
         "ALTER TABLE turn_records RENAME TO turn_records_gone; "
-        "ALTER TABLE memory_versions RENAME TO memory_versions_gone",
+        "ALTER TABLE memory_versions RENAME TO memory_versions_gone; "
+        "ALTER TABLE maintenance_leases RENAME TO maintenance_leases_gone",
         "ALTER TABLE memories_gone RENAME TO memories; ALTER TABLE memory_events_gone RENAME TO memory_events; "
         "ALTER TABLE turn_records_gone RENAME TO turn_records; "
-        "ALTER TABLE memory_versions_gone RENAME TO memory_versions",
+        "ALTER TABLE memory_versions_gone RENAME TO memory_versions; "
+        "ALTER TABLE maintenance_leases_gone RENAME TO maintenance_leases",
     ),
     "privileges revoked": (
-        f"REVOKE ALL ON memories, memory_events, turn_records, memory_versions FROM {APP_ROLE}",
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON memories, memory_events, turn_records, memory_versions TO {APP_ROLE}",
+        f"REVOKE ALL ON {_BROKEN_TABLES} FROM {APP_ROLE}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {_BROKEN_TABLES} TO {APP_ROLE}",
     ),
 }
 
@@ -841,3 +845,79 @@ def test_list_by_importance_reads_the_importance_index_and_stops_at_the_limit(
     assert [n["Index Name"] for n in nodes if n["Node Type"] == "Index Scan"] == ["memories_importance"]
     assert not [n for n in nodes if n["Node Type"] == "Sort"]  # read in order, no sort of the user's rows
     assert max(n.get("Actual Rows", 0) for n in nodes) == 20  # and no row past the limit
+
+
+# -- maintenance: listing scopes and leases, as the application role --------------------------------------
+
+
+def test_scopes_lists_every_scope_as_the_app_role_and_leaves_no_setting_behind(seeded, store: PostgresStore) -> None:
+    listed = store.scopes()
+
+    assert listed == sorted(SEEDED, key=lambda s: (s.tenant_id, s.user_id))
+    with store._conn.transaction():
+        listing = store._conn.execute("SELECT current_setting('app.list_scopes', true) AS v").fetchone()["v"]
+    assert store._conn.info.user == login_of(store.url)  # the app login, under row-level security
+    assert listing in ("", None)  # transaction-local: gone with the transaction of scopes()
+
+
+def test_listing_scopes_shows_only_version_rows_and_widens_no_write(db: PostgresDatabase, seeded) -> None:
+    """``app.list_scopes`` opens memory_versions to SELECT only: every other table still shows only the
+    transaction's scope, and no write can reach another scope's row."""
+    with psycopg.connect(db.app_url) as conn:
+        conn.execute("SELECT set_config('app.list_scopes', 'on', true)")
+        listed = scopes_visible(conn, "memory_versions")
+        unscoped = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES if t != "memory_versions"]
+        set_scope(conn, ALICE)
+        scoped = {t: scopes_visible(conn, t) for t in TABLES if t != "memory_versions"}
+        bobs = conn.execute("SELECT count(*) FROM memories WHERE user_id = 'bob'").fetchone()[0]
+        updated = conn.execute("UPDATE memory_versions SET version = 0 WHERE user_id = 'bob'").rowcount
+        deleted = conn.execute("DELETE FROM memory_versions WHERE user_id = 'bob'").rowcount
+        conn.execute("SAVEPOINT insert_other")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute("INSERT INTO memory_versions (tenant_id, user_id, version) VALUES ('default', 'eve', 1)")
+        conn.execute("ROLLBACK TO SAVEPOINT insert_other")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute("UPDATE memory_versions SET user_id = 'eve' WHERE user_id = 'alice' AND tenant_id = 'default'")
+        conn.rollback()
+
+    assert listed == {(s.tenant_id, s.user_id) for s in SEEDED}
+    assert unscoped == [0] * (len(TABLES) - 1)
+    assert scoped == {t: {(ALICE.tenant_id, ALICE.user_id)} for t in TABLES if t != "memory_versions"}
+    assert (bobs, updated, deleted) == (0, 0, 0)
+    with psycopg.connect(db.owner_url) as owner:
+        assert owner.execute("SELECT count(*) FROM memory_versions").fetchone()[0] == len(SEEDED)
+
+
+def test_scopes_pages_through_the_index_in_code_point_order(db: PostgresDatabase, seeded) -> None:
+    with psycopg.connect(db.app_url) as conn:
+        conn.execute(LIST_SCOPES_SETUP_SQL, {"statement_timeout": pg.STATEMENT_TIMEOUT})
+        plan = conn.execute(
+            "EXPLAIN (COSTS OFF) " + SCOPES_SQL,
+            {"after_tenant": "acme", "after_user": "alice", "limit": 2},
+        ).fetchall()
+
+    assert "memory_versions_scopes" in "\n".join(row[0] for row in plan)
+
+
+def test_a_lease_excludes_every_other_connection_and_one_racer_wins(db: PostgresDatabase) -> None:
+    stores = [PostgresStore(db.app_url) for _ in range(8)]
+    barrier, won = threading.Barrier(len(stores)), []
+
+    def race(n: int) -> None:
+        barrier.wait()
+        if stores[n].try_lease(ALICE, f"run-{n}", 60):
+            won.append(n)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert len(won) == 1
+        assert [s.try_lease(ALICE, f"run-{n}", 60) for n, s in enumerate(stores)] == [
+            n == won[0] for n in range(len(stores))
+        ]
+    finally:
+        for store in stores:
+            store.close()

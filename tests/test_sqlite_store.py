@@ -144,7 +144,23 @@ def test_a_file_from_before_versions_is_upgraded_in_place(db: Path, entry, monke
         store.update(ALICE, kept.id, {"importance": 0.9})
         assert store.version(ALICE) > upgraded
 
-    assert raw(db).execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+    assert raw(db).execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+
+
+def test_a_file_from_before_leases_is_upgraded_in_place(db: Path, entry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file at schema version 3 gains ``maintenance_leases``; its scopes are listed as they were versioned."""
+    with monkeypatch.context() as released:  # the code as it was: three steps
+        released.setattr(schema, "STEPS", schema.STEPS[:3])
+        released.setattr(schema, "SCHEMA_VERSION", 3)
+        with SQLiteStore(str(db)) as store:
+            store.add(entry())
+            store.add(entry(tenant_id="acme"))
+
+    with SQLiteStore(str(db)) as store:
+        assert store.scopes() == [Scope("alice", tenant_id="acme"), ALICE]
+        assert store.try_lease(ALICE, "run-1", 60) and not store.try_lease(ALICE, "run-2", 60)
+
+    assert raw(db).execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 4
 
 
 def test_the_triggers_keep_the_version_whoever_writes(db: Path, entry) -> None:
@@ -280,7 +296,7 @@ def test_a_driver_error_escapes_only_as_a_store_error(db: Path, entry, method: s
     stored = store.add(entry())
     raw(db).executescript(
         "DROP TABLE memories; DROP TABLE memories_fts; DROP TABLE memory_events; DROP TABLE turn_records; "
-        "DROP TABLE memory_versions;"
+        "DROP TABLE memory_versions; DROP TABLE maintenance_leases;"
     )
 
     with pytest.raises(StoreError) as info:
@@ -289,3 +305,29 @@ def test_a_driver_error_escapes_only_as_a_store_error(db: Path, entry, method: s
     assert isinstance(info.value.__cause__, DRIVER.error)
     store.close()
     store.close()  # closing twice is safe, even broken
+
+
+def test_a_lease_excludes_every_other_connection_to_the_file_and_one_racer_wins(db: Path) -> None:
+    """Each store has its own connection, as another process would: BEGIN IMMEDIATE orders their upserts."""
+    stores = [SQLiteStore(str(db)) for _ in range(8)]
+    for store in stores:
+        store.open()
+    barrier, won = threading.Barrier(len(stores)), []
+
+    def race(n: int) -> None:
+        barrier.wait()
+        if stores[n].try_lease(Scope("alice"), f"run-{n}", 60):
+            won.append(n)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(won) == 1
+    assert [s.try_lease(Scope("alice"), f"run-{n}", 60) for n, s in enumerate(stores)] == [
+        n == won[0] for n in range(len(stores))
+    ]
+    for store in stores:
+        store.close()

@@ -17,6 +17,10 @@ Turn records (``memory.turns.TurnRecord``): the write-back ledger, one record pe
 per scope exactly like memories (``save_turn``, ``get_turn``, ``list_turns``; ``forget_user`` removes them).
 They have no history: a record is its own log.
 
+Maintenance (``scopes``, ``try_lease``, ``release_lease``): what a scheduled job (``memory.consolidation``) needs
+to walk every user in batches, resuming after the last one it finished, and to make sure two runs never work on
+the same user at once. They read no memory and change none: they leave every version as it is.
+
 Errors: a store raises only ``memory.errors`` types; driver errors are translated with ``from exc``.
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -51,6 +56,7 @@ logger = logging.getLogger("memory.stores")
 CAPABILITIES: dict[str, str] = {
     "persistent": "data survives closing and reopening the store",
     "statement_tracer": "the store reports each statement it runs to a tracer callback",
+    "leases": "a lease excludes every other owner, in every process opening the same data, until it expires",
 }
 
 # The orders ``list`` knows: the SQL of each (over memories AS m) is in the stores, the meaning here.
@@ -233,6 +239,44 @@ class MemoryStore(Protocol):
         """
         ...
 
+    def scopes(self, *, after: Scope | None = None, limit: int = 100) -> list[Scope]:
+        """At most ``limit`` scopes that have a version (see ``version``), in (tenant_id, user_id) code point
+        order, strictly after ``after`` (from the first when ``None``): pass the last scope of one page as
+        ``after`` to get the next, or to resume a walk over every user where it stopped.
+
+        That is every scope holding a memory of any status (archived, superseded and expired ones count), and
+        also a scope whose memories were all deleted one by one (its version stays, so caches keep their
+        guarantee) until ``forget_user`` removes it. Ids only: nothing of the memories themselves. On Qdrant a
+        scope whose first write crashed before its version was set, or whose memories predate versions, is
+        listed once ``version`` has been asked for it.
+
+        Raises ``InvalidInputError`` for a ``limit`` that is not a whole number >= 1 or an ``after`` that is
+        not a ``Scope``.
+        """
+        ...
+
+    def try_lease(self, scope: Scope, owner: str, ttl_seconds: float) -> bool:
+        """Take the scope's maintenance lease for ``owner`` for ``ttl_seconds`` when nobody holds it or its
+        holder's lease has expired, or renew it (for ``ttl_seconds`` from now) when ``owner`` holds it; ``True``
+        when ``owner`` holds it afterwards, ``False`` when another owner's unexpired lease stands.
+
+        So two maintenance runs never work on one user at once, and a run that crashed holds it no longer than
+        its ``ttl_seconds``: renew well before it ends. Atomic, and timed by the database's clock (SQLite: the
+        clock of the machine holding the file; Qdrant local mode: this process's monotonic clock). A lease is
+        not a memory: it changes no version, and scopes without memories can be leased. ``forget_user`` drops
+        the scope's lease. Stores without the ``leases`` capability (a Qdrant server: no conditional writes)
+        raise ``ConfigurationError`` from both lease methods: take the lease elsewhere (Redis).
+
+        Raises ``InvalidInputError`` when ``owner`` is not a valid id (a non-empty string without control
+        characters) or ``ttl_seconds`` is not a finite number > 0.
+        """
+        ...
+
+    def release_lease(self, scope: Scope, owner: str) -> None:
+        """Drop the scope's lease if ``owner`` holds it (expired or not); otherwise do nothing, without error:
+        releasing twice, or after the lease passed to another owner, is safe and leaves that owner's lease."""
+        ...
+
 
 def check_changes(changes: Mapping[str, Any]) -> None:
     from memory.errors import InvalidInputError
@@ -289,6 +333,34 @@ def wait_past(version: int, clock: Callable[[], int], *, limit: float = MAX_CLOC
             return False
         time.sleep(min((version - now + 1) / 1_000_000, max(0.0, deadline - time.monotonic())))
     return True
+
+
+def check_scopes_query(after: object, limit: object) -> tuple[tuple[str, str], int]:
+    """``scopes``' arguments, validated before any query so every store refuses alike: the (tenant, user) to
+    start strictly after (ids are never empty, so ``("", "")`` is before every scope) and the limit."""
+    if after is not None and not isinstance(after, Scope):
+        raise InvalidInputError(f"after must be a Scope (the last one of the previous page) or None, got {after!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInputError(f"limit must be a whole number >= 1, got {limit!r}")
+    return ("", "") if after is None else (after.tenant_id, after.user_id), limit
+
+
+def check_owner(owner: object) -> str:
+    """A lease owner: an id as ``Scope`` accepts them, so every store compares owners alike."""
+    return _identifier("owner", owner)
+
+
+def check_lease(owner: object, ttl_seconds: object) -> float:
+    """``try_lease``'s arguments: a valid owner and a finite ttl > 0; returns the ttl."""
+    check_owner(owner)
+    if (
+        isinstance(ttl_seconds, bool)
+        or not isinstance(ttl_seconds, int | float)
+        or not math.isfinite(ttl_seconds)
+        or ttl_seconds <= 0
+    ):
+        raise InvalidInputError(f"ttl_seconds must be a finite number of seconds > 0, got {ttl_seconds!r}")
+    return float(ttl_seconds)
 
 
 def check_keep_top(keep_top: object) -> int:

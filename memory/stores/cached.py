@@ -78,6 +78,16 @@ class CachingStore:
         self.cache.forget_spool(scope)
         return removed
 
+    # Maintenance reads and writes no memory, so it passes straight through and leaves the cache alone.
+    def scopes(self, *, after: Scope | None = None, limit: int = 100) -> list[Scope]:
+        return self.inner.scopes(after=after, limit=limit)
+
+    def try_lease(self, scope: Scope, owner: str, ttl_seconds: float) -> bool:
+        return self.inner.try_lease(scope, owner, ttl_seconds)
+
+    def release_lease(self, scope: Scope, owner: str) -> None:
+        self.inner.release_lease(scope, owner)
+
     def _changed(self, scope: Scope) -> None:
         try:
             version = self.inner.version(scope)

@@ -19,6 +19,9 @@ A transaction that changes several scopes (``add_many``) takes their version row
 them cannot deadlock; ``forget_user`` takes the scope's row first, so a write of the same scope running at
 the same time either commits before the forget (which then deletes its memories too) or waits for it (and
 then starts the version again, from a clock past the forgotten one).
+
+The maintenance calls (``scopes``, the leases) keep their SQL in ``postgres_maintenance``; ``scopes`` reads
+``memory_versions`` through the SELECT-only policy of migrations/versions/0005_maintenance.py.
 """
 
 from __future__ import annotations
@@ -56,7 +59,10 @@ from memory.stores.base import (
     apply_changes,
     check_changes,
     check_keep_top,
+    check_lease,
     check_order_by,
+    check_owner,
+    check_scopes_query,
     check_turn_id,
     check_turn_query,
     ranking_params,
@@ -64,11 +70,18 @@ from memory.stores.base import (
     turn_params,
     wait_past,
 )
+from memory.stores.postgres_maintenance import (
+    FORGET_LEASE_SQL,
+    LIST_SCOPES_SETUP_SQL,
+    RELEASE_LEASE_SQL,
+    SCOPES_SQL,
+    TRY_LEASE_SQL,
+)
 from memory.stores.postgres_url import psycopg_url
 from memory.turns import TurnRecord, TurnStatus
 
 # The Alembic revision this code speaks to; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 CONNECT_TIMEOUT_SECONDS = 10
 
 # Every store transaction starts here: the scope row-level security reads, and a statement timeout, so a call
@@ -437,7 +450,7 @@ def _entry_from_row(row: Mapping[str, Any]) -> MemoryEntry:
 class PostgresStore:
     """A ``MemoryStore`` in Postgres with pgvector, scoped by row-level security."""
 
-    capabilities = frozenset({"persistent", "statement_tracer"})
+    capabilities = frozenset({"persistent", "statement_tracer", "leases"})
 
     def __init__(self, url: str, *, tracer: Tracer | None = None) -> None:
         self.url = psycopg_url(url)
@@ -523,6 +536,10 @@ class PostgresStore:
     def _in_scope(self, scope: Scope, work: Callable[[Any], T], scope_sql: str = SET_SCOPE_SQL) -> T:
         """Run ``work(cursor)`` in one transaction scoped to ``scope`` (by ``scope_sql``); retry once on a
         dropped connection."""
+        return self._transaction(work, scope_sql, _scope_params(scope))
+
+    def _transaction(self, work: Callable[[Any], T], setup_sql: str, setup_params: Mapping[str, Any]) -> T:
+        """Run ``setup_sql`` then ``work(cursor)`` in one transaction; retry once on a dropped connection."""
         import psycopg
 
         with self._lock:
@@ -531,7 +548,7 @@ class PostgresStore:
                 conn = self._conn
                 try:
                     with conn.transaction(), conn.cursor() as cursor:
-                        self._run(cursor, scope_sql, _scope_params(scope))
+                        self._run(cursor, setup_sql, setup_params)
                         return work(cursor)
                 except psycopg.errors.UniqueViolation as exc:
                     if exc.diag.constraint_name == "memories_active_content":
@@ -633,6 +650,7 @@ class PostgresStore:
             self._run(cursor, FORGET_EVENTS_SQL, params)
             self._run(cursor, FORGET_PROFILE_SQL, params)
             self._run(cursor, FORGET_TURNS_SQL, params)
+            self._run(cursor, FORGET_LEASE_SQL, params)
             forgotten = self._run(cursor, FORGET_VERSION_SQL, params).fetchone()
             if forgotten["version"] >= forgotten["now_us"]:  # seldom: the clock has not passed it yet
                 wait_past(forgotten["version"], lambda: self._run(cursor, CLOCK_SQL, {}).fetchone()["now_us"])
@@ -759,3 +777,22 @@ class PostgresStore:
         params = {**_scope_params(scope), "statuses": values, "limit": limit}
         rows = self._in_scope(scope, lambda cursor: self._run(cursor, LIST_TURNS_SQL, params).fetchall())
         return [_turn_from_row(row) for row in rows]
+
+    # -- maintenance ---------------------------------------------------------------------------------
+    def scopes(self, *, after: Scope | None = None, limit: int = 100) -> list[Scope]:
+        (after_tenant, after_user), limit = check_scopes_query(after, limit)
+        params = {"after_tenant": after_tenant, "after_user": after_user, "limit": limit}
+        rows = self._transaction(
+            lambda cursor: self._run(cursor, SCOPES_SQL, params).fetchall(),
+            LIST_SCOPES_SETUP_SQL,
+            {"statement_timeout": STATEMENT_TIMEOUT},
+        )
+        return [Scope(user_id=row["user_id"], tenant_id=row["tenant_id"]) for row in rows]
+
+    def try_lease(self, scope: Scope, owner: str, ttl_seconds: float) -> bool:
+        params = {**_scope_params(scope), "owner": owner, "ttl_seconds": check_lease(owner, ttl_seconds)}
+        return self._in_scope(scope, lambda cursor: self._run(cursor, TRY_LEASE_SQL, params).fetchone()) is not None
+
+    def release_lease(self, scope: Scope, owner: str) -> None:
+        params = {**_scope_params(scope), "owner": check_owner(owner)}
+        self._in_scope(scope, lambda cursor: self._run(cursor, RELEASE_LEASE_SQL, params))

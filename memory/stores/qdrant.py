@@ -20,6 +20,9 @@ version, so a cache keyed by it can serve the data from before that write until 
 ``list`` and ``prune`` sort by two or three keys, which Qdrant cannot (its ``order_by`` takes one): they
 read the keys of the matching points (filtered in Qdrant), sort here and fetch the page.
 Local mode on disk admits one client per directory; share data through a server.
+``scopes`` reads the versions collection (one point per scope). Maintenance leases need a conditional write,
+which Qdrant lacks: local mode keeps them in a process-wide table (``qdrant_leases``; one process holds the
+data), a server store lacks the ``leases`` capability and refuses to lease.
 """
 
 from __future__ import annotations
@@ -53,13 +56,17 @@ from memory.models import (
     SearchRequest,
 )
 from memory.stores import qdrant_keywords as keywords
+from memory.stores import qdrant_leases as leases
 from memory.stores.base import (
     PENDING_OR_FAILED,
     Tracer,
     apply_changes,
     check_changes,
     check_keep_top,
+    check_lease,
     check_order_by,
+    check_owner,
+    check_scopes_query,
     check_turn_id,
     check_turn_query,
     wait_past,
@@ -98,6 +105,7 @@ DEFAULT_PORT = 6333
 DIMENSIONS = 384
 TIMEOUT_SECONDS = 10
 PAGE = 1_000
+_SCOPE_KEYS = ("tenant_id", "user_id")
 # ``list``'s orders (memory.stores.base.LIST_ORDERS): the payload keys each sorts by, and its sort key.
 LIST_ORDER_KEYS: dict[str, tuple[tuple[str, ...], Any]] = {
     "newest": (("id", "created_at"), lambda p: (-p["created_at"], p["id"])),
@@ -152,8 +160,11 @@ class QdrantStore:
         self.is_server = location.startswith(("http://", "https://"))
         self._client: Any = None
         self._lock = threading.RLock()
+        self._lease_space = None if self.is_server else leases.space(location, prefix)
         if location == ":memory:":
-            self.capabilities = frozenset({"statement_tracer"})
+            self.capabilities = frozenset({"statement_tracer", "leases"})
+        elif not self.is_server:
+            self.capabilities = frozenset({"persistent", "statement_tracer", "leases"})
 
     # -- connection ----------------------------------------------------------------------------------
     def open(self) -> None:
@@ -328,6 +339,8 @@ class QdrantStore:
             for name in (self.memories, self.events, self.turns, self.versions):  # the version last
                 selector = models().FilterSelector(filter=scope_filter(scope))
                 self._call("delete", collection_name=name, points_selector=selector, wait=True)
+            if self._lease_space is not None:
+                leases.release_lease(self._lease_space, scope)
             if forgotten is not None:  # the next write starts the version again from the clock: past this
                 wait_past(forgotten, now_us)
         return removed
@@ -465,6 +478,32 @@ class QdrantStore:
                 points = [version_point(scope, version) for scope, version in versions.items()]
                 self._call("upsert", collection_name=self.versions, points=points, wait=True)
             return versions
+
+    # -- maintenance ---------------------------------------------------------------------------------
+    def scopes(self, *, after: Scope | None = None, limit: int = 100) -> list[Scope]:
+        # Qdrant orders by one numeric key, and ids are text: read every scope's version point (one per scope,
+        # tenant and user only), sort here, and keep the page after ``after``.
+        start, limit = check_scopes_query(after, limit)
+        found = {(p.payload["tenant_id"], p.payload["user_id"]) for p in self._scroll(self.versions, None, _SCOPE_KEYS)}
+        page = sorted(key for key in found if key > start)[:limit]
+        return [Scope(user_id=user_id, tenant_id=tenant_id) for tenant_id, user_id in page]
+
+    def try_lease(self, scope: Scope, owner: str, ttl_seconds: float) -> bool:
+        ttl_seconds = check_lease(owner, ttl_seconds)
+        return leases.try_lease(self._leasing(), scope, owner, ttl_seconds)
+
+    def release_lease(self, scope: Scope, owner: str) -> None:
+        leases.release_lease(self._leasing(), scope, check_owner(owner))
+
+    def _leasing(self) -> str:
+        """The lease table's key for this store's data; a server cannot lease (``qdrant_leases``)."""
+        if self._lease_space is None:
+            raise ConfigurationError(
+                "a Qdrant server store cannot take maintenance leases (Qdrant has no conditional writes, so two "
+                "processes could both take one): check `'leases' in store.capabilities` and lease elsewhere "
+                "(Redis), or use Qdrant local mode (qdrant+local://) or another MEMORY_STORE_URL"
+            )
+        return self._lease_space
 
     # -- turn records --------------------------------------------------------------------------------
     def _turns(self, scope: Scope, turn_ids: Sequence[str], fields: Sequence[str] | bool = True) -> list[Any]:

@@ -7,6 +7,7 @@ the user, then reciprocal rank fusion, importance and recency, exactly as ``memo
 
 Each scope's data version (``MemoryStore.version``) lives in ``memory_versions``, kept by triggers on
 ``memories`` (schema step 3), so it changes in the transaction of the change itself, whoever makes it.
+``scopes`` pages through that table; maintenance leases are rows of ``maintenance_leases`` (step 4).
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ from memory.stores.base import (
     apply_changes,
     check_changes,
     check_keep_top,
+    check_lease,
     check_order_by,
+    check_owner,
+    check_scopes_query,
     check_turn_id,
     check_turn_query,
     ranking_params,
@@ -197,6 +201,28 @@ WHERE tenant_id = :tenant_id AND user_id = :user_id AND status IN (SELECT value 
 ORDER BY created_at, turn_id LIMIT :limit
 """
 FORGET_TURNS_SQL = "DELETE FROM turn_records WHERE tenant_id = :tenant_id AND user_id = :user_id"
+# Maintenance (schema step 4). ``scopes`` walks memory_versions' primary key (BINARY: code point order), from
+# ("", "") when there is no ``after`` (memory.stores.base.check_scopes_query).
+SCOPES_SQL = """
+SELECT tenant_id, user_id FROM memory_versions
+WHERE (tenant_id, user_id) > (:after_tenant, :after_user)
+ORDER BY tenant_id, user_id LIMIT :limit
+"""
+# One atomic upsert under BEGIN IMMEDIATE (every process opening the file queues on it): a new lease is
+# inserted; an existing one is taken over only when expired or the owner's own, else no row is returned.
+# The clock is SQLite's (this machine's), in seconds with millisecond ticks.
+_NOW_SECONDS = "((julianday('now') - 2440587.5) * 86400.0)"
+TRY_LEASE_SQL = f"""
+INSERT INTO maintenance_leases (tenant_id, user_id, owner, expires_at)
+VALUES (:tenant_id, :user_id, :owner, {_NOW_SECONDS} + :ttl_seconds)
+ON CONFLICT (tenant_id, user_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+WHERE maintenance_leases.expires_at <= {_NOW_SECONDS} OR maintenance_leases.owner = excluded.owner
+RETURNING owner
+"""
+RELEASE_LEASE_SQL = """
+DELETE FROM maintenance_leases WHERE tenant_id = :tenant_id AND user_id = :user_id AND owner = :owner
+"""
+FORGET_LEASE_SQL = "DELETE FROM maintenance_leases WHERE tenant_id = :tenant_id AND user_id = :user_id"
 
 
 def scope_key(scope: Scope) -> str:
@@ -278,7 +304,7 @@ def _entry_from_row(row: Mapping[str, Any]) -> MemoryEntry:
 class SQLiteStore:
     """A ``MemoryStore`` in one SQLite file (or in memory with ``:memory:``)."""
 
-    capabilities = frozenset({"persistent", "statement_tracer"})
+    capabilities = frozenset({"persistent", "statement_tracer", "leases"})
 
     def __init__(self, path: str = ":memory:", *, tracer: Tracer | None = None, driver: Driver | None = None):
         self.path = path
@@ -287,7 +313,7 @@ class SQLiteStore:
         self._conn: Any = None
         self._lock = threading.RLock()
         if path == ":memory:":
-            self.capabilities = frozenset({"statement_tracer"})
+            self.capabilities = frozenset({"statement_tracer", "leases"})
 
     # -- connection ----------------------------------------------------------------------------------
     def open(self) -> None:
@@ -408,6 +434,7 @@ class SQLiteStore:
             removed = self._run(conn, FORGET_SQL, _scope_params(scope)).rowcount
             self._run(conn, FORGET_EVENTS_SQL, _scope_params(scope))
             self._run(conn, FORGET_TURNS_SQL, _scope_params(scope))
+            self._run(conn, FORGET_LEASE_SQL, _scope_params(scope))
             forgotten = self._run(conn, FORGET_VERSION_SQL, _scope_params(scope)).fetchall()
             if forgotten:
                 # Still holding the write lock: no write of any connection can start the version again
@@ -536,3 +563,22 @@ class SQLiteStore:
         with self._session() as conn:
             rows = self._run(conn, LIST_TURNS_SQL, params).fetchall()
         return [turn_from_params(row) for row in rows]
+
+    # -- maintenance ---------------------------------------------------------------------------------
+    def scopes(self, *, after: Scope | None = None, limit: int = 100) -> list[Scope]:
+        (after_tenant, after_user), limit = check_scopes_query(after, limit)
+        params = {"after_tenant": after_tenant, "after_user": after_user, "limit": limit}
+        with self._session() as conn:
+            rows = self._run(conn, SCOPES_SQL, params).fetchall()
+        return [Scope(user_id=row["user_id"], tenant_id=row["tenant_id"]) for row in rows]
+
+    def try_lease(self, scope: Scope, owner: str, ttl_seconds: float) -> bool:
+        params = {**_scope_params(scope), "owner": owner, "ttl_seconds": check_lease(owner, ttl_seconds)}
+        with self._session(write=True) as conn:
+            taken = self._run(conn, TRY_LEASE_SQL, params).fetchall()  # read to the end before COMMIT
+        return bool(taken)
+
+    def release_lease(self, scope: Scope, owner: str) -> None:
+        params = {**_scope_params(scope), "owner": check_owner(owner)}
+        with self._session(write=True) as conn:
+            self._run(conn, RELEASE_LEASE_SQL, params)

@@ -131,6 +131,17 @@ STEPS: tuple[str, ...] = (
         {_bump_version("old.tenant_id", "old.user_id")}
     END;
     """,
+    # 4: maintenance leases (MemoryStore.try_lease), one row per leased scope; forget_user deletes it.
+    # (MemoryStore.scopes pages through memory_versions' primary key: BINARY is code point order.)
+    """
+    CREATE TABLE maintenance_leases (
+        tenant_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (tenant_id, user_id)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(STEPS)
