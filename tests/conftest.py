@@ -1,6 +1,8 @@
 """Fixtures shared by every test: a clean environment, the real embedding model, and fresh services.
 
 The embedder is the real all-MiniLM-L6-v2, loaded once per test session (about 4 s); nothing is mocked.
+``onnx_embedder`` runs the same model from the ONNX export that ``make onnx`` writes (``make test`` makes it
+first): a test that needs it fails, naming the command, when the export is missing.
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ import pytest
 
 from memory import Memory, get_settings
 from memory.embeddings import SentenceTransformerEmbedder, get_embedder
+from memory.embeddings_onnx import OnnxEmbedder, default_onnx_model_dir, get_onnx_embedder, onnx_available
 from memory.stores.sqlite import SQLiteStore
 from tests.messages_api import MessagesAPI
 from tests.postgres_support import PostgresDatabase, postgres_database
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--contract-embedder",
+        choices=("both", "onnx", "st"),
+        default="both",
+        help="the embedders of tests/contract: both (default), onnx, or st (sentence-transformers)",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -27,8 +39,24 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
+def st_embedder() -> SentenceTransformerEmbedder:
     model = get_embedder()
+    model.warm_up()
+    return model
+
+
+@pytest.fixture(scope="session")
+def embedder(st_embedder: SentenceTransformerEmbedder) -> SentenceTransformerEmbedder:
+    """sentence-transformers, the reference (tests/contract/ swaps in the ONNX embedder)."""
+    return st_embedder
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder() -> OnnxEmbedder:
+    folder = default_onnx_model_dir()
+    if not onnx_available(folder):
+        pytest.fail(f"no ONNX export in {folder} (or no onnxruntime): run `make onnx` (`make test` does it)")
+    model = get_onnx_embedder(str(folder))
     model.warm_up()
     return model
 

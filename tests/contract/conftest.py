@@ -4,6 +4,11 @@ A new backend joins by adding one line to ``STORE_FACTORIES``; every contract te
 unchanged, and ``tests/test_contract_guard.py`` fails if one does not. Backends differ only by capability
 flags from ``memory.stores.base.CAPABILITIES``, never by name: a test marked
 ``@pytest.mark.requires("persistent")`` is skipped, citing the registered reason, on a store without it.
+
+Every test that embeds runs with both embedders (``st-`` and ``onnx-`` in its id): sentence-transformers, the
+reference, and the ONNX export (``memory/embeddings_onnx.py``) that the Lambda package ships and that
+``MEMORY_EMBEDDER=auto`` picks wherever ``make onnx`` has run. ``--contract-embedder onnx`` (or ``st``) runs
+one of them, in about half the time.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 import pytest
 
 from memory import Memory, get_settings
-from memory.embeddings import SentenceTransformerEmbedder
+from memory.embeddings import Embedder
 from memory.models import MemoryEntry, MemoryFilter, Scope
 from memory.stores.base import CAPABILITIES, MemoryStore
 from memory.stores.postgres import PostgresStore
@@ -90,14 +95,27 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MemoryStor
         backend.close()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "embedder" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("contract_embedder")
+        kinds = ["st", "onnx"] if chosen == "both" else [chosen]
+        metafunc.parametrize("embedder", kinds, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def embedder(request: pytest.FixtureRequest) -> Embedder:
+    """sentence-transformers (the session's) or the ONNX embedder, as ``pytest_generate_tests`` asks."""
+    return request.getfixturevalue("st_embedder" if request.param == "st" else "onnx_embedder")
+
+
 @pytest.fixture
-def mem(store: MemoryStore, embedder: SentenceTransformerEmbedder) -> Memory:
+def mem(store: MemoryStore, embedder: Embedder) -> Memory:
     """The ``Memory`` facade over the parametrized store, with default settings."""
     return Memory(store, embedder, get_settings())
 
 
 @pytest.fixture
-def make_entry(embedder: SentenceTransformerEmbedder) -> Callable[..., MemoryEntry]:
+def make_entry(embedder: Embedder) -> Callable[..., MemoryEntry]:
     """Build a ``MemoryEntry`` embedded by the real model, for tests that write to the store directly."""
 
     def make(content: str, *, user_id: str = "alice", **fields: Any) -> MemoryEntry:
