@@ -384,3 +384,28 @@ def test_local_mode_on_disk_serves_any_thread(tmp_path: Path) -> None:
     store.close()
 
     assert [e.content for e in results] == ["I own a red bike"]
+
+
+def test_a_server_store_cannot_lease_and_says_where_to_lease_instead() -> None:
+    store = QdrantStore("http://localhost:6333")  # refused before any request: no server needed
+    calls = (lambda: store.try_lease(Scope("alice"), "run-1", 60), lambda: store.release_lease(Scope("alice"), "run-1"))
+
+    assert "leases" not in store.capabilities
+    for call in calls:
+        with pytest.raises(ConfigurationError, match=r"'leases' in store\.capabilities.*Redis"):
+            call()
+
+
+def test_local_leases_are_shared_by_the_stores_of_one_directory_only(tmp_path: Path) -> None:
+    """Local mode: one process holds a directory, so a table in the process sees every client of its data."""
+    alice = Scope("alice")
+    first, second = QdrantStore(str(tmp_path / "q")), QdrantStore(str(tmp_path / "q" / ".." / "q"))
+    elsewhere, in_memory = QdrantStore(str(tmp_path / "other")), QdrantStore(":memory:")
+
+    assert first.try_lease(alice, "run-1", 60)
+    assert second.try_lease(alice, "run-2", 60) is False
+    assert elsewhere.try_lease(alice, "run-2", 60) is True
+    assert in_memory.try_lease(alice, "run-2", 60) is True
+    assert QdrantStore(":memory:").try_lease(alice, "run-3", 60) is True  # each in-memory store is its own data
+    first.release_lease(alice, "run-1")
+    assert second.try_lease(alice, "run-2", 60) is True
