@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench pg pg-stop clean package serve
+.PHONY: install demo test lint bench pg pg-stop clean package serve onnx
 
 # CPU torch goes in first: sentence-transformers would otherwise pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -28,10 +28,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint $(NODE_STAMP)
+# The torch-free embedder's model (memory/embeddings_onnx.py): all-MiniLM-L6-v2 exported to build/onnx with
+# torch, from the bundled weights (no download). The tests compare it with sentence-transformers; the package ships it.
+ONNX := build/onnx/model.onnx
+$(ONNX): infra/onnx_export.py | $(STAMP)
+	$(BIN)/python infra/onnx_export.py --out build/onnx
+
+onnx: $(ONNX)
+
+test: lint $(NODE_STAMP) $(ONNX)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) $(ONNX)
 	$(BIN)/python bench/recall_latency.py
 	$(BIN)/python bench/pg_search_latency.py
 	$(BIN)/python bench/turn_overhead.py --store postgres
@@ -39,13 +47,15 @@ bench: $(STAMP)
 	$(BIN)/python bench/turn_overhead.py --store sqlite --cache none
 	$(BIN)/python bench/cache_latency.py
 	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/consolidation.py
 
 # The Lambda zip (infra/lambda_package.py), `osls package` of serverless.yml with no AWS credentials, and
 # cfn-lint on the CloudFormation it generates (W3005: a redundant DependsOn the framework writes itself).
-package: $(STAMP) $(NODE_STAMP)
+package: $(STAMP) $(NODE_STAMP) $(ONNX)
 	$(BIN)/python infra/lambda_package.py build
 	node_modules/.bin/osls package
 	$(BIN)/cfn-lint .serverless/cloudformation-template-update-stack.json --ignore-checks W3005
+	$(BIN)/python infra/lambda_package.py functions
 
 # The HTTP API on http://127.0.0.1:8000 (OpenAPI docs at /docs), configured by the environment as everywhere.
 serve: $(STAMP)

@@ -9,7 +9,8 @@ for hit in mem.search(user_id="u1", query="which units should I use?"):
 
 from memory.agent import Agent, TurnResult, run_turn
 from memory.config import Settings, get_settings
-from memory.embeddings import Embedder, SentenceTransformerEmbedder, get_embedder
+from memory.embeddings import Embedder, SentenceTransformerEmbedder, embedder_for, get_embedder
+from memory.embeddings_onnx import OnnxEmbedder
 from memory.errors import (
     AgentMemoryError,
     ClaudeError,
@@ -68,6 +69,7 @@ __all__ = [
     "MemoryStatus",
     "MemoryStore",
     "MemoryType",
+    "OnnxEmbedder",
     "QueueError",
     "Ranking",
     "RememberAction",
@@ -88,6 +90,7 @@ __all__ = [
     "TurnResult",
     "TurnStatus",
     "WriteBackResult",
+    "embedder_for",
     "get_embedder",
     "get_settings",
     "open_session_store",

@@ -351,6 +351,41 @@ def chat(
         sys.exit(1)
 
 
+@main.command()
+@click.option("--user", "user_id", help="Consolidate this user only.")
+@click.option("--all", "everything", is_flag=True, help="Every user with memories, in batches, resuming a stopped run.")
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing and call no model.")
+@output_options
+@pass_context
+@library_errors
+def consolidate(ctx: Context, user_id: str | None, everything: bool, dry_run: bool, as_json: bool) -> None:
+    """Expire, merge, summarise into a profile and prune: the scheduled job, on demand."""
+    from memory.consolidation import Consolidator, all_scopes
+    from memory.models import Scope
+
+    if bool(user_id) == everything:
+        raise click.UsageError("give exactly one of --user U or --all")
+    consolidator = Consolidator.from_settings(ctx.settings, ctx.memory)
+    if consolidator.note and not as_json:
+        click.echo(f"Note: {consolidator.note}", err=True)
+    if user_id:
+        reports = [consolidator.run_user(Scope(user_id, ctx.tenant_id), dry_run=dry_run)]
+        complete = True
+    else:
+        total = sum(1 for _ in all_scopes(ctx.memory.store))
+        with click.progressbar(length=total, label="consolidating", file=sys.stderr, show_pos=True) as bar:
+            run = consolidator.run_all(dry_run=dry_run, on_user=lambda report: bar.update(1))
+        reports, complete = run.users, run.complete
+    if as_json:
+        emit_json({"dry_run": dry_run, "complete": complete, "users": [report.as_dict() for report in reports]})
+        return
+    columns = ("expired", "merged", "summaries", "summarised", "profile", "pruned", "purged", "model_calls")
+    rows = [(r.user_id, *(getattr(r, c) for c in columns), r.skipped or "; ".join(r.errors)) for r in reports]
+    print_table(rows, ("user", *columns, "note"))
+    if not complete:
+        click.echo("stopped at MEMORY_CONSOLIDATION_BUDGET_SECONDS; run again to go on from there", err=True)
+
+
 @main.command(name="api-key")
 @output_options
 @pass_context

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
         description="Directory of a sentence-transformers model; default: the bundled all-MiniLM-L6-v2.",
     )
     embedding_batch_size: int = Field(64, ge=1, le=4096, description="Texts encoded per model call.")
+    embedder: Literal["auto", "onnx", "sentence-transformers"] = Field(
+        "auto",
+        description="What runs the model: onnx (ONNX Runtime, no torch), sentence-transformers, or auto "
+        "(onnx where its files are).",
+    )
+    onnx_model_dir: str | None = Field(
+        None,
+        description="Folder of model.onnx and tokenizer.json (`make onnx`); default: build/onnx beside the code.",
+    )
     dedup_threshold: float = Field(
         0.92,
         gt=0.0,
@@ -149,6 +158,26 @@ class Settings(BaseSettings):
     )
     writeback_max_attempts: int = Field(
         5, ge=1, le=100, description="Automatic tries of a failed write-back; after that only `agent-memory writeback`."
+    )
+    consolidation_min_age_days: float = Field(
+        7.0, ge=0.0, le=3650.0, description="Consolidation summarises only memories unchanged for this many days."
+    )
+    consolidation_max_importance: float = Field(
+        0.5, ge=0.0, le=1.0, description="Consolidation summarises only memories less important than this."
+    )
+    consolidation_cluster_similarity: float = Field(
+        0.55, gt=0.0, le=1.0, description="Cosine to a cluster's first memory at or above which a memory joins it."
+    )
+    consolidation_min_cluster: int = Field(3, ge=2, le=100, description="Smallest cluster worth one summary.")
+    consolidation_max_cluster: int = Field(12, ge=2, le=100, description="Most memories folded into one summary.")
+    consolidation_max_memories: int = Field(
+        1000, ge=1, le=1_000_000, description="Active memories kept per user; consolidation prunes the rest."
+    )
+    consolidation_retention_days: float = Field(
+        30.0, ge=0.0, le=3650.0, description="Days a summarised memory stays archived before it is purged."
+    )
+    consolidation_budget_seconds: float = Field(
+        780.0, gt=0.0, le=86_400.0, description="How long one `consolidate --all` run works before it stops to resume."
     )
     api_keys: str = Field(
         "",

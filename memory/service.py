@@ -17,7 +17,7 @@ from typing import Any
 from memory import text
 from memory.cache import MemoryCache
 from memory.config import Settings, get_settings
-from memory.embeddings import Embedder, get_embedder
+from memory.embeddings import Embedder, embedder_for
 from memory.errors import DuplicateContentError, InvalidInputError, MemoryNotFoundError
 from memory.models import (
     DEFAULT_TENANT,
@@ -80,12 +80,17 @@ class Memory:
     def from_settings(cls, settings: Settings | None = None, *, embedder: Embedder | None = None) -> Memory:
         """Build from the environment (``MEMORY_*`` variables), or from an explicit ``Settings``."""
         settings = settings or get_settings()
-        embedder = embedder or get_embedder(settings.embedding_model, settings.embedding_batch_size)
+        embedder = embedder or embedder_for(settings)
         return cls(open_store(settings.store_url), embedder, settings, cache=MemoryCache.from_settings(settings))
 
     @classmethod
-    def from_url(cls, url: str, *, embedder: Embedder | None = None, **overrides: Any) -> Memory:
-        """Build for the store at ``url``; other settings come from the environment or ``overrides``."""
+    def from_url(cls, url: str, *, embedder: Embedder | str | None = None, **overrides: Any) -> Memory:
+        """Build for the store at ``url``; other settings come from the environment or ``overrides``.
+
+        ``embedder`` is an ``Embedder``, or a ``MEMORY_EMBEDDER`` choice such as ``"onnx"``.
+        """
+        if isinstance(embedder, str):
+            overrides["embedder"], embedder = embedder, None
         return cls.from_settings(get_settings(store_url=url, **overrides), embedder=embedder)
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ import importlib
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,3 +217,55 @@ def test_the_migrate_handler_upgrades_with_the_owner_url_from_a_secret(
     answer = migrate.handler({}, None)
     head = ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_current_head()
     assert answer == {"revision": head, "database": redact_url(postgres.owner_url)}
+
+
+class LambdaContext:
+    """What the consolidation handler reads of Lambda's context: the time left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.seconds * 1000)
+
+
+def test_the_consolidate_handler_runs_the_job_within_the_function_deadline(
+    lambda_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, messages_api: MessagesAPI
+) -> None:
+    from handlers import consolidate
+    from memory import Memory
+    from memory.models import MemoryEntry
+    from memory.summariser import TOOL_NAME
+
+    messages_api.default = tool_use_reply(TOOL_NAME, {"summary": "Lives in Lisbon."})  # the profile's writer
+    url = f"sqlite:///{tmp_path / 'scheduled.db'}"
+    monkeypatch.setenv("MEMORY_STORE_URL", url)
+    consolidate.consolidator.cache_clear()
+    memory = Memory.from_url(url)
+    for user in ("ana", "bo"):
+        for content, age in (("I live in Lisbon", 60), ("I live in Lisbon now", 30)):
+            vector = memory.embedder.embed([content])[0]
+            memory.store.add(
+                MemoryEntry(
+                    user_id=user,
+                    content=content,
+                    created_at=time.time() - age,
+                    embedding=vector,
+                    embedding_model=memory.embedder.model_name,
+                )
+            )
+    try:
+        answer = consolidate.handler({"source": "aws.events"}, LambdaContext(900))
+        assert answer["users"] == 2 and answer["changed"] == 2 and answer["complete"] and answer["errors"] == 0
+        for user in ("ana", "bo"):
+            assert sorted(e.content for e in memory.list(user)) == ["I live in Lisbon now", "Lives in Lisbon."]
+        again = consolidate.handler({"source": "aws.events"}, LambdaContext(900))
+        assert again["users"] == 2 and again["changed"] == 0
+        # a minute or less left: one user, then it stops and says it is not done
+        short = consolidate.handler({}, LambdaContext(30))
+        assert short["users"] == 1 and not short["complete"]
+    finally:
+        memory.close()
+        if consolidate.consolidator.cache_info().currsize:
+            consolidate.consolidator().memory.close()
+        consolidate.consolidator.cache_clear()

@@ -1,5 +1,6 @@
 """serverless.yml and the Lambda zip: `osls package` with no AWS credentials, cfn-lint on its CloudFormation,
-the resources the issue asks for, and the zip itself run by a bare interpreter (no virtualenv) as Lambda would."""
+the resources the issue asks for, and the zip itself run by a bare interpreter (no virtualenv) as Lambda would:
+it serves, migrates, and embeds with the ONNX model it carries (vectors checked against sentence-transformers)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from memory.embeddings import SentenceTransformerEmbedder
 from tests.postgres_support import PostgresDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +46,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     command = [str(OSLS), "package", "--package", str(output), "--param", f"packageArtifact={artifact}"]
     run(command, cwd=ROOT, env=environment)
     template = output / "cloudformation-template-update-stack.json"
-    return {"zip": artifact, "template_path": template, "template": json.loads(template.read_text())}
+    return {"zip": artifact, "template_path": template, "template": json.loads(template.read_text()), "osls": output}
 
 
 def test_cfn_lint_passes_on_the_generated_template(package: dict[str, Any]) -> None:
@@ -60,8 +63,10 @@ def test_the_functions_and_their_events(package: dict[str, Any]) -> None:
         "handlers/api.handler",
         "handlers/writeback.handler",
         "handlers/migrate.handler",
-    }  # consolidate comes with the consolidation job
+        "handlers/consolidate.handler",
+    }
     assert {f["Runtime"] for f in functions.values()} == {"python3.11"}
+    assert {f["Environment"]["Variables"]["MEMORY_EMBEDDER"] for f in functions.values()} == {"onnx"}
     api = functions["ApiLambdaFunction"]
     assert api["Environment"]["Variables"]["MEMORY_WRITEBACK_QUEUE_URL"] == {"Ref": "WritebackQueue"}
     assert api["Timeout"] < 30  # API Gateway's HTTP API gives up at 30 s
@@ -70,6 +75,9 @@ def test_the_functions_and_their_events(package: dict[str, Any]) -> None:
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["WritebackQueue", "Arn"]}
     assert functions["MigrateLambdaFunction"]["Environment"]["Variables"]["MEMORY_DATABASE_URL_SECRET_ARN"] == ""
+    assert functions["ConsolidateLambdaFunction"]["Timeout"] == 900
+    [rule] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    assert rule["ScheduleExpression"] == "rate(1 hour)"
 
 
 def test_the_queue_dead_letters_and_outlasts_the_function(package: dict[str, Any]) -> None:
@@ -103,13 +111,26 @@ def test_the_zip_holds_the_code_and_its_dependencies_and_nothing_else(package: d
         unzipped = sum(info.file_size for info in archive.infolist())
     tops = {name.split("/", 1)[0] for name in names}
     assert {"handlers", "memory", "migrations", "fastapi", "mangum", "psycopg", "anthropic"} <= tops
+    assert {"onnxruntime", "tokenizers", "numpy"} <= tops and "build/onnx/model.onnx" in names
     assert "migrations/alembic.ini" in names and "handlers/__pycache__/api.cpython-311.pyc" in names
     assert not tops & {"tests", "bench", "node_modules", ".venv", "infra", "torch", "sentence_transformers", "boto3"}
+    assert not tops & {"transformers", "huggingface_hub", "hf_xet", "sympy", "google"}  # unused dependencies
+    assert not [name for name in names if "/tests/" in name]  # slimmed
     assert unzipped < UNZIPPED_LIMIT
 
 
-def test_the_zip_alone_serves_health_readiness_and_migrations(
-    package: dict[str, Any], postgres: PostgresDatabase, tmp_path: Path
+def test_each_function_s_package_is_measured_against_the_limit(package: dict[str, Any]) -> None:
+    state = package["osls"] / "serverless-state.json"
+    done = run([sys.executable, str(ROOT / "infra" / "lambda_package.py"), "functions", "--state", str(state)])
+    sizes = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    resources = package["template"]["Resources"].items()
+    functions = {key.removesuffix("LambdaFunction") for key, r in resources if r["Type"] == "AWS::Lambda::Function"}
+    assert {name.capitalize() for name in sizes} == functions
+    assert all(size.startswith(f"{package['zip']}, ") and "MB unzipped" in size for size in sizes.values())
+
+
+def test_the_zip_alone_serves_embeds_searches_and_migrates(
+    package: dict[str, Any], postgres: PostgresDatabase, tmp_path: Path, embedder: SentenceTransformerEmbedder
 ) -> None:
     """A bare interpreter (-I -S: no virtualenv, no site-packages) with only the zip on its path, as in Lambda."""
     with zipfile.ZipFile(package["zip"]) as archive:
@@ -126,8 +147,13 @@ def test_the_zip_alone_serves_health_readiness_and_migrations(
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["healthz"] == [200, {"status": "ok"}]
     assert answer["readyz"] == 200 and answer["list"] == 200  # psycopg and pgvector from the zip
-    status, body = answer["remember"]  # no embedder in the package until issue #11: a clean 503
-    assert status == 503 and body["error"]["type"] == "unavailable"
+    assert answer["remember"][0] == 201 and answer["forget"][0] == 200
+    status, body = answer["search"]
+    assert status == 200 and body["hits"][0]["memory"]["content"] == "I like green tea"
+    assert answer["sqlite"] == ["OnnxEmbedder", "My sister Ana lives in Lisbon"]
+    assert answer["embedder"] == "build/onnx"  # the default folder, no setting needed
+    texts, vectors = answer["parity"]  # the package's onnxruntime and numpy, against this venv's torch
+    assert (np.array(vectors) * embedder.embed(texts)).sum(axis=1).min() >= 0.9999
     assert answer["migrate"]  # alembic and SQLAlchemy from the zip; the schema was already at head
-    assert answer["missing"] == ["torch", "sentence_transformers", "boto3"]  # boto3: the Lambda runtime's
+    assert answer["missing"] == ["torch", "sentence_transformers", "transformers", "boto3"]  # boto3: the runtime's
     assert answer["site"] == []
