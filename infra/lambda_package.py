@@ -100,6 +100,7 @@ def install_dependencies(target: Path) -> None:
         return
     shutil.rmtree(target, ignore_errors=True)
     print(f"installing {len(wanted)} requirements for python{PYTHON[0]}.{PYTHON[1]} {PLATFORMS[0]} into {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no build/lambda yet
     constraints = target.with_suffix(".constraints.txt")
     constraints.write_text("".join(f"{name}{spec}\n" for name, spec in PINS.items()))
     platforms = [arg for platform in PLATFORMS for arg in ("--platform", platform)]
