@@ -53,7 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.messages_api: the fake Claude
 
-from turn_overhead import store_url  # SQLite file, or an embedded Postgres as the app role
+from turn_overhead import percentiles, store_url  # store_url: SQLite, or an embedded Postgres as the app role
 
 from memory import Memory, MemoryEntry, Scope, get_settings
 from memory.claude import make_client
@@ -417,15 +417,6 @@ def summarise_request(body: dict[str, Any], max_chars: int, latency: float = 0.0
     return dataclasses.replace(tool_use_reply(TOOL_NAME, {"summary": " ".join(kept)}), delay=latency)
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(statistics.median(ordered), 1),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 1),
-        "max_ms": round(ordered[-1], 1),
-    }
-
-
 def progress(message: str) -> None:
     print(f"\r{message}\033[K", end="", file=sys.stderr, flush=True)
 
@@ -656,7 +647,7 @@ def summarise(reports, seconds, consolidate_s, api_calls, before, after, summari
     profiles = sorted(len(e.content) for e in summaries if "profile" in e.tags)
     fmean = statistics.fmean
     return {
-        "time_per_user": percentiles(per_ms) | {"mean_ms": round(fmean(per_ms), 1)},
+        "time_per_user": percentiles(per_ms, digits=1) | {"mean_ms": round(fmean(per_ms), 1)},
         "consolidate_s": round(consolidate_s, 1),
         "users_per_minute": round(len(reports) / consolidate_s * 60, 1),
         "model_calls_per_user": {

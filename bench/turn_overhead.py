@@ -54,12 +54,13 @@ def store_url(kind: str, folder: Path) -> Iterator[tuple[str, str | None]]:
         yield database.app_url, database.owner_url
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
+def percentiles(samples: list[float], digits: int = 2) -> dict[str, float]:
+    """p50, p95 and max of millisecond samples, rounded to ``digits`` (shared by the other benchmarks)."""
     ordered = sorted(samples)
     return {
-        "p50_ms": round(statistics.median(ordered), 2),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 2),
-        "max_ms": round(ordered[-1], 2),
+        "p50_ms": round(statistics.median(ordered), digits),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], digits),
+        "max_ms": round(ordered[-1], digits),
     }
 
 

@@ -49,12 +49,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
+class _NotConfigured(AgentMemoryError):
+    """A route the server is not configured for (503): the message names the setting."""
+
+
 # A library error becomes (status, type, what the caller is told). 4xx messages are the library's own, written
-# for the caller; a 5xx says what failed and that it is worth a retry, and the details go to the log.
+# for the caller; a 5xx says what failed and that it is worth a retry, and the details go to the log (a setting
+# the server lacks is the one 5xx that names itself: it is the operator's to fix, and no secret).
 _ERRORS: list[tuple[type[AgentMemoryError], int, str, str | None]] = [
     (MemoryNotFoundError, 404, "not_found", None),
     (DuplicateContentError, 409, "conflict", None),
     (InvalidInputError, 422, "invalid_input", None),
+    (_NotConfigured, 503, "not_configured", None),
     (ClaudeError, 502, "claude_unavailable", "Claude gave no reply; retry the turn"),
     (AgentMemoryError, 503, "unavailable", "a dependency of the memory service failed; retry later"),
 ]
@@ -69,6 +76,7 @@ class Services:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.key_tenants = settings.api_key_tenants  # parsed once, not on every request
         self._lock = threading.Lock()
         self._memory: Memory | None = None
         self._agent: Agent | None = None
@@ -126,7 +134,7 @@ def authenticate(
         raise Unauthorized
     digest = hashlib.sha256(credentials.credentials.encode("utf-8", "surrogatepass")).hexdigest()
     tenant = None
-    for known, owner in request.app.state.services.settings.api_key_tenants.items():
+    for known, owner in request.app.state.services.key_tenants.items():
         if hmac.compare_digest(digest, known):
             tenant = owner
     if tenant is None:
@@ -318,10 +326,6 @@ def _enqueue(queue: WritebackQueue, scope: Scope, turn_id: str) -> dict[str, Any
     return {"turn_id": turn_id, "status": "queued"}
 
 
-class _NotConfigured(AgentMemoryError):
-    """A route the server is not configured for (503): the message names the setting."""
-
-
 health = APIRouter(tags=["health"])
 
 
@@ -343,9 +347,6 @@ def _error(status_code: int, kind: str, message: str, headers: dict[str, str] | 
 
 
 async def _library_error(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, _NotConfigured):
-        logger.error("%s %s: %s", request.method, request.url.path, exc)
-        return _error(503, "not_configured", str(exc))
     for kind, status_code, name, public in _ERRORS:
         if isinstance(exc, kind):
             if status_code >= 500:

@@ -4,7 +4,8 @@ of each store run against a broken schema, so no method can let a driver error e
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 
 from memory import MemoryEntry, MemoryStore, Ranking, Scope, SearchRequest
 from memory.turns import TurnRecord
@@ -32,3 +33,20 @@ CALLS: dict[str, Callable[[MemoryStore, MemoryEntry], object]] = {
     "try_lease": lambda s, e: s.try_lease(ALICE, "run-1", 60),
     "release_lease": lambda s, e: s.release_lease(ALICE, "run-1"),
 }
+
+
+def race_for_lease(stores: Sequence[MemoryStore], scope: Scope) -> list[int]:
+    """Every store asks for ``scope``'s lease at once (each as owner ``run-<n>``); the indexes that got it."""
+    barrier, won = threading.Barrier(len(stores)), []
+
+    def race(n: int) -> None:
+        barrier.wait()
+        if stores[n].try_lease(scope, f"run-{n}", 60):
+            won.append(n)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return won

@@ -46,7 +46,7 @@ from memory.stores.postgres_maintenance import LIST_SCOPES_SETUP_SQL, SCOPES_SQL
 from memory.turns import TurnRecord, TurnStatus
 from tests.postgres_scratch import ScratchDatabase, scratch_database
 from tests.postgres_support import APP_ROLE, PostgresDatabase, alembic, with_user_and_database
-from tests.store_calls import CALLS, PROTOCOL_METHODS
+from tests.store_calls import CALLS, PROTOCOL_METHODS, race_for_lease
 
 ALICE = Scope("alice")
 BOB = Scope("bob")
@@ -901,18 +901,7 @@ def test_scopes_pages_through_the_index_in_code_point_order(db: PostgresDatabase
 
 def test_a_lease_excludes_every_other_connection_and_one_racer_wins(db: PostgresDatabase) -> None:
     stores = [PostgresStore(db.app_url) for _ in range(8)]
-    barrier, won = threading.Barrier(len(stores)), []
-
-    def race(n: int) -> None:
-        barrier.wait()
-        if stores[n].try_lease(ALICE, f"run-{n}", 60):
-            won.append(n)
-
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(len(stores))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    won = race_for_lease(stores, ALICE)
     try:
         assert len(won) == 1
         assert [s.try_lease(ALICE, f"run-{n}", 60) for n, s in enumerate(stores)] == [

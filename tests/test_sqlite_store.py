@@ -18,7 +18,7 @@ from memory.stores import sqlite_driver
 from memory.stores import sqlite_schema as schema
 from memory.stores.sqlite import SEARCH_SQL, SQLiteStore, fts_query, scope_key
 from memory.turns import TurnRecord, TurnStatus
-from tests.store_calls import CALLS, PROTOCOL_METHODS
+from tests.store_calls import CALLS, PROTOCOL_METHODS, race_for_lease
 
 ALICE = Scope("alice")
 DRIVER = sqlite_driver.choose_driver()
@@ -312,18 +312,7 @@ def test_a_lease_excludes_every_other_connection_to_the_file_and_one_racer_wins(
     stores = [SQLiteStore(str(db)) for _ in range(8)]
     for store in stores:
         store.open()
-    barrier, won = threading.Barrier(len(stores)), []
-
-    def race(n: int) -> None:
-        barrier.wait()
-        if stores[n].try_lease(Scope("alice"), f"run-{n}", 60):
-            won.append(n)
-
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(len(stores))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    won = race_for_lease(stores, Scope("alice"))
 
     assert len(won) == 1
     assert [s.try_lease(Scope("alice"), f"run-{n}", 60) for n, s in enumerate(stores)] == [
