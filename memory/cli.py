@@ -301,13 +301,30 @@ def history(ctx: Context, user_id: str, memory_id: str | None, limit: int, as_js
 
 @main.command()
 @click.option("--url", help="Postgres URL of the schema owner (default: DATABASE_URL, else MEMORY_STORE_URL).")
+@click.option(
+    "--no-app-login",
+    is_flag=True,
+    help="Leave roles alone: do not create the store URL's user or set its password.",
+)
+@pass_context
 @library_errors
-def migrate(url: str | None) -> None:
-    """Bring the Postgres schema to the latest revision (alembic upgrade head). SQLite needs nothing."""
-    from memory.migrations import upgrade
+def migrate(ctx: Context, url: str | None, no_app_login: bool) -> None:
+    """Bring the Postgres schema to the latest revision (alembic upgrade head). SQLite needs nothing.
 
-    revision, target = upgrade(url)
+    When the store URL (--store, MEMORY_STORE_URL) is Postgres with a user and password and that user is not
+    the migration URL's, the user is created as the application login (LOGIN, a member of agent_memory_app,
+    no superuser, no BYPASSRLS) or, if it exists, given that password: run it again after changing the password.
+    """
+    from memory.app_login import APP_ROLE, app_login_from
+    from memory.migrations import upgrade
+    from memory.stores.postgres_url import migration_url
+
+    target = url or migration_url()
+    login = None if no_app_login else app_login_from(ctx.settings.store_url, target)
+    revision, target = upgrade(target, app_login=login)
     click.echo(f"{redact_url(target)}: schema at revision {revision}")
+    if login is not None:
+        click.echo(f"application login {login.user}: created or password set, a member of {APP_ROLE}")
 
 
 @main.command()

@@ -199,6 +199,21 @@ class Settings(BaseSettings):
         description="Secrets Manager ARN of the schema owner's Postgres URL, for the Lambda migrate function "
         "(default: the store URL).",
     )
+    database_host: str | None = Field(
+        None,
+        description="Host of the Postgres that JSON database secrets (username and password) connect to: the RDS "
+        "Proxy endpoint, or a Unix socket directory. Set, it replaces a JSON secret's own host.",
+    )
+    database_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port for JSON database secrets; unset: the secret's port, else 5432.",
+    )
+    database_name: str | None = Field(
+        None,
+        description="Database for JSON database secrets; unset: the secret's dbname, else postgres.",
+    )
     anthropic_api_key_secret_arn: str | None = Field(
         None,
         description="Secrets Manager ARN whose value is the Claude API key; read at start-up, it replaces "
@@ -213,12 +228,22 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "writeback_queue_url", "store_url_secret_arn", "database_url_secret_arn", "anthropic_api_key_secret_arn"
+        "writeback_queue_url",
+        "store_url_secret_arn",
+        "database_url_secret_arn",
+        "anthropic_api_key_secret_arn",
+        "database_host",
+        "database_port",
+        "database_name",
+        mode="before",
     )
     @classmethod
-    def _blank_is_unset(cls, value: str | None) -> str | None:
-        """serverless.yml sets these from parameters that may be empty: empty means not configured."""
-        return (value or "").strip() or None
+    def _blank_is_unset(cls, value: object) -> object:
+        """serverless.yml sets these from parameters that may be empty: empty means not configured. Before the
+        type is checked, so an empty ``MEMORY_DATABASE_PORT`` is unset rather than a bad integer."""
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     @field_validator("api_keys")
     @classmethod

@@ -9,11 +9,23 @@ would be:
 - ``MEMORY_ANTHROPIC_API_KEY_SECRET_ARN`` -> ``ANTHROPIC_API_KEY``;
 - ``MEMORY_DATABASE_URL_SECRET_ARN`` -> the schema owner's URL, which only ``migration_url`` uses.
 
-A database secret may hold the URL as text, or be the JSON that RDS and ``AWS::SecretsManager::
-SecretTargetAttachment`` write (``username``, ``password``, ``host``, ``port``, ``dbname``), or a one-entry
-JSON object (a console key/value secret). boto3 is imported only when a secret is configured: it is in the
-Lambda runtime, and a cold start without secrets does not load it. botocore honours
-``AWS_ENDPOINT_URL_SECRETS_MANAGER`` (the tests' local endpoint).
+A database secret may hold the URL as text (used as it is), or a one-entry JSON object (a console key/value
+secret), or be JSON with ``username`` and ``password``: what ``GenerateSecretString`` and RDS-managed master
+secrets hold, with ``host``, ``port`` and ``dbname`` only once ``AWS::SecretsManager::SecretTargetAttachment``
+has added them. Such a secret becomes ``postgresql://user:password@host:port/dbname?sslmode=require`` (user and
+password URL-quoted), completed by plain settings:
+
+- ``MEMORY_DATABASE_HOST``, when set, is the host *even if the secret names one*: a secret attached to the
+  cluster names the cluster's endpoint, and the functions must connect through RDS Proxy, whose endpoint is
+  not in any secret. Unset, the secret's ``host``; neither is a ``ConfigurationError`` naming both settings.
+  A host that is a directory (``/...``) is a Unix socket, passed as libpq's ``host`` parameter, without TLS.
+- ``MEMORY_DATABASE_PORT`` and ``MEMORY_DATABASE_NAME`` likewise win when set; unset, the secret's ``port``
+  and ``dbname``, else 5432 and ``postgres``. Their defaults are "unset" rather than 5432 and ``postgres`` so
+  that a complete secret is used as it is unless the deployer says otherwise.
+
+boto3 is imported only when a secret is configured: it is in the Lambda runtime, and a cold start without
+secrets does not load it. botocore honours ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` (the tests' local endpoint).
+Nothing here puts a secret's value in an error message.
 """
 
 from __future__ import annotations
@@ -95,23 +107,41 @@ def read_secret(settings: Settings, arn_setting: str, client: Any) -> str:
     text = response.get("SecretString")
     if not isinstance(text, str) or not text.strip():
         raise ConfigurationError(f"{name}={arn}: the secret has no text value (SecretString)")
-    return _value(text.strip(), name, url=arn_setting in _URL_SETTINGS)
+    return _value(text.strip(), name, settings if arn_setting in _URL_SETTINGS else None)
 
 
-def _value(text: str, name: str, *, url: bool) -> str:
-    """Plain text as it is; RDS-style JSON as a Postgres URL; a one-entry JSON object as its value."""
+def _value(text: str, name: str, database: Settings | None) -> str:
+    """Plain text as it is; a one-entry JSON object as its value; with ``database`` (the settings, for a URL
+    secret), JSON with a username and password as a Postgres URL completed by ``MEMORY_DATABASE_*``."""
     try:
         data = json.loads(text)
     except ValueError:
         return text
     if not isinstance(data, dict):
         return text
-    if url and {"username", "password", "host"} <= data.keys():
-        user, password = quote(str(data["username"]), safe=""), quote(str(data["password"]), safe="")
-        port, dbname = data.get("port") or 5432, quote(str(data.get("dbname") or "postgres"), safe="")
-        return f"postgresql://{user}:{password}@{data['host']}:{port}/{dbname}?sslmode=require"
+    if database is not None and {"username", "password"} <= data.keys():
+        return _database_url(data, name, database)
     values = [value for value in data.values() if isinstance(value, str)]
     if len(data) == 1 and values:
         return values[0]
-    expected = "a URL, RDS JSON (username, password, host, port, dbname) or" if url else "plain text or"
+    expected = "a URL, JSON with username and password (and host, port, dbname) or" if database else "plain text or"
     raise ConfigurationError(f"{name}: the secret is JSON with keys {sorted(data)}; store {expected} one key/value")
+
+
+def _database_url(data: dict[str, Any], name: str, settings: Settings) -> str:
+    """The URL of a username/password secret, the ``MEMORY_DATABASE_*`` settings first (module docstring)."""
+    host = settings.database_host or str(data.get("host") or "").strip()
+    if not host:
+        raise ConfigurationError(
+            f"{name}: the secret has a username and password but no host; set {env_name('database_host')} to "
+            "the database's endpoint (the RDS Proxy endpoint on AWS)"
+        )
+    port = settings.database_port or data.get("port") or 5432
+    dbname = settings.database_name or str(data.get("dbname") or "postgres")
+    credentials = f"{quote(str(data['username']), safe='')}:{quote(str(data['password']), safe='')}"
+    database = quote(dbname, safe="")
+    if host.startswith("/"):  # a Unix socket directory: a URL's host cannot hold a path, libpq's parameter can
+        return f"postgresql://{credentials}@/{database}?host={quote(host, safe='/')}&port={port}"
+    if ":" in host and not host.startswith("["):  # an IPv6 address
+        host = f"[{host}]"
+    return f"postgresql://{credentials}@{host}:{port}/{database}?sslmode=require"

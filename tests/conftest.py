@@ -17,6 +17,7 @@ from memory.embeddings import SentenceTransformerEmbedder, get_embedder
 from memory.embeddings_onnx import OnnxEmbedder, default_onnx_model_dir, get_onnx_embedder, onnx_available
 from memory.stores.sqlite import SQLiteStore
 from tests.messages_api import MessagesAPI
+from tests.postgres_auth import PasswordServer, password_server
 from tests.postgres_support import PostgresDatabase, postgres_database
 
 
@@ -77,6 +78,14 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresDatab
     """
     with postgres_database(tmp_path_factory.mktemp("postgres")) as database:
         yield database
+
+
+@pytest.fixture(scope="session")
+def password_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]:
+    """A Postgres server of its own that wants a password from everyone and logs every statement
+    (tests/postgres_auth.py): where the application login's password is checked, and looked for in the log."""
+    with password_server(tmp_path_factory.mktemp("postgres-auth")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -17,17 +17,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from handlers import writeback
 from memory.config import get_settings
+from memory.errors import ConfigurationError
 from memory.models import Scope
 from memory.queue import open_writeback_queue
 from memory.stores import redact_url
+from memory.stores.postgres import SCHEMA_REVISION
 from memory.turns import TurnStatus
 from memory.writeback import process, record_turn
 from tests.aws_support import LocalAWS, aws, aws_server, create_secret, queue_arn, sqs_event
 from tests.messages_api import MessagesAPI, error_reply, text_reply, tool_use_reply
+from tests.postgres_auth import PasswordServer
 from tests.postgres_support import PostgresDatabase
 
 __all__ = ["aws", "aws_server"]  # fixtures used by name
@@ -216,7 +220,64 @@ def test_the_migrate_handler_upgrades_with_the_owner_url_from_a_secret(
     monkeypatch.setenv("MEMORY_DATABASE_URL_SECRET_ARN", create_secret(aws, "owner-url", postgres.owner_url))
     answer = migrate.handler({}, None)
     head = ScriptDirectory.from_config(Config(str(ALEMBIC_INI))).get_current_head()
-    assert answer == {"revision": head, "database": redact_url(postgres.owner_url)}
+    assert answer == {"revision": head, "database": redact_url(postgres.owner_url), "app_login": None}
+
+
+def test_the_migrate_handler_makes_the_login_of_generated_secrets_and_rolls_the_schema_back_and_forth(
+    lambda_env: None, aws: LocalAWS, password_postgres: PasswordServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on AWS: two generated secrets hold a username and password only (the master's, the app's), the host
+    is the proxy's, in MEMORY_DATABASE_HOST; the server checks every password."""
+    from handlers import migrate
+
+    owner = {"username": "postgres", "password": password_postgres.superuser_password}
+    app = {"username": "agent_memory", "password": f"gen/{uuid.uuid4().hex}@x"}
+    monkeypatch.delenv("MEMORY_STORE_URL")
+    monkeypatch.setenv("MEMORY_DATABASE_URL_SECRET_ARN", create_secret(aws, "master", owner))
+    monkeypatch.setenv("MEMORY_STORE_URL_SECRET_ARN", create_secret(aws, "app", app))
+    monkeypatch.setenv("MEMORY_DATABASE_HOST", password_postgres.socket_dir)
+    monkeypatch.setenv("MEMORY_DATABASE_PORT", "5432")  # the socket's: .s.PGSQL.5432
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    with password_postgres.database() as name:
+        monkeypatch.setenv("MEMORY_DATABASE_NAME", name)
+        sessions = "SELECT usename FROM pg_stat_activity WHERE datname = %s AND usename = 'agent_memory'"
+        try:
+            answer = migrate.handler({}, None)
+
+            assert answer["revision"] == SCHEMA_REVISION and answer["app_login"] == "agent_memory"
+            assert answer["database"].startswith(f"postgresql://postgres:***@/{name}?host=")
+            status, body = call(api_handler(), http_event("POST", f"/v1/users/{user}/memories", {"content": "Tea"}))
+            assert status == 201, body
+            with psycopg.connect(password_postgres.superuser_url(name)) as conn:
+                assert conn.execute(sessions, [name]).fetchall() == [("agent_memory",)]  # the API's connection
+
+            answer = migrate.handler({"revision": "0005"}, None)  # the rollback of a code rollback
+
+            assert answer == {**answer, "revision": "0005", "app_login": None, "downgraded": True}
+            with psycopg.connect(password_postgres.url("agent_memory", app["password"], name)) as conn:
+                assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0005",)
+            for event, message in [
+                ({"revision": "base"}, "confirm"),
+                ({"revision": "nope"}, "unknown schema revision"),
+                ({"revision": 5}, "must be a revision id"),
+            ]:
+                with pytest.raises(ConfigurationError, match=message):
+                    migrate.handler(event, None)
+            assert migrate.handler({}, None)["revision"] == SCHEMA_REVISION
+            answer = migrate.handler({"revision": "0005", "drop_app_login": True}, None)
+            assert answer["app_login"] == "agent_memory"
+            with psycopg.connect(password_postgres.superuser_url(name)) as conn:
+                assert conn.execute("SELECT FROM pg_roles WHERE rolname = 'agent_memory'").fetchall() == []
+
+            assert migrate.handler({}, None)["app_login"] == "agent_memory"  # and back: the login too
+
+            status, listed = call(api_handler(), http_event("GET", f"/v1/users/{user}/memories"))
+            assert status == 200 and [item["content"] for item in listed["items"]] == ["Tea"]
+        finally:
+            sys.modules.pop("handlers.api", None)
+            with psycopg.connect(password_postgres.superuser_url(), autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                conn.execute("DROP ROLE IF EXISTS agent_memory")
 
 
 class LambdaContext:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from memory.config import get_settings
+from memory.config import env_name, get_settings
 from memory.errors import ConfigurationError
 from memory.secrets import migration_url, settings_with_secrets
 from tests.aws_support import LocalAWS, aws, aws_server, create_secret
@@ -68,3 +68,68 @@ def test_an_invalid_value_is_reported_without_echoing_it(aws: LocalAWS) -> None:
     with pytest.raises(ConfigurationError) as caught:
         settings_with_secrets(get_settings(store_url_secret_arn=arn))
     assert "MEMORY_STORE_URL" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+GENERATED = {"username": "agent memory", "password": "p@ss/w:rd"}  # what GenerateSecretString makes: no host
+
+
+def test_a_generated_secret_is_completed_by_the_database_settings(aws: LocalAWS) -> None:
+    arn = create_secret(aws, "generated", GENERATED)
+    proxy = "proxy.proxy-abc.us-east-1.rds.amazonaws.com"
+    settings = settings_with_secrets(
+        get_settings(store_url_secret_arn=arn, database_host=proxy, database_port="6432", database_name="memories")
+    )
+    assert settings.store_url == f"postgresql://agent%20memory:p%40ss%2Fw%3Ard@{proxy}:6432/memories?sslmode=require"
+    assert migration_url(get_settings(database_url_secret_arn=arn, database_host=proxy)) == (
+        f"postgresql://agent%20memory:p%40ss%2Fw%3Ard@{proxy}:5432/postgres?sslmode=require"
+    )
+
+
+def test_the_database_host_replaces_an_attached_secret_s_and_port_and_name_only_when_set(aws: LocalAWS) -> None:
+    """A secret attached to the cluster names the cluster; the functions must go through the proxy."""
+    attached = {**GENERATED, "host": "cluster.cluster-abc.rds.amazonaws.com", "port": 5433, "dbname": "memories"}
+    arn = create_secret(aws, "attached", attached)
+    url = "postgresql://agent%20memory:p%40ss%2Fw%3Ard@{}/{}?sslmode=require"
+    assert migration_url(get_settings(database_url_secret_arn=arn, database_host="proxy")) == url.format(
+        "proxy:5433", "memories"
+    )
+    assert migration_url(
+        get_settings(database_url_secret_arn=arn, database_port=5432, database_name="other")
+    ) == url.format("cluster.cluster-abc.rds.amazonaws.com:5432", "other")
+    assert migration_url(get_settings(database_url_secret_arn=arn, database_host="::1")) == url.format(
+        "[::1]:5433", "memories"
+    )
+
+
+def test_a_socket_directory_host_goes_in_the_query_without_tls(aws: LocalAWS) -> None:
+    arn = create_secret(aws, "local", GENERATED)
+    url = migration_url(get_settings(database_url_secret_arn=arn, database_host="/run/pg sock", database_name="m"))
+    assert url == "postgresql://agent%20memory:p%40ss%2Fw%3Ard@/m?host=/run/pg%20sock&port=5432"
+
+
+def test_the_database_settings_leave_a_url_secret_alone(aws: LocalAWS) -> None:
+    arn = create_secret(aws, "url", "postgresql://owner:pw@db.example/memories")
+    settings = get_settings(database_url_secret_arn=arn, database_host="proxy", database_name="other")
+    assert migration_url(settings) == "postgresql://owner:pw@db.example/memories"
+
+
+def test_empty_database_settings_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serverless.yml passes '' when the stack has no RDS database."""
+    for name in ("MEMORY_DATABASE_HOST", "MEMORY_DATABASE_PORT", "MEMORY_DATABASE_NAME"):
+        monkeypatch.setenv(name, " ")
+    settings = get_settings()
+    assert (settings.database_host, settings.database_port, settings.database_name) == (None, None, None)
+    monkeypatch.setenv("MEMORY_DATABASE_PORT", "0")
+    with pytest.raises(ConfigurationError, match="MEMORY_DATABASE_PORT"):
+        get_settings()
+
+
+@pytest.mark.parametrize("setting", ["store_url_secret_arn", "database_url_secret_arn"])
+def test_a_secret_without_a_host_names_the_host_setting_and_not_the_password(aws: LocalAWS, setting: str) -> None:
+    arn = create_secret(aws, "no-host", GENERATED)
+    settings = get_settings(**{setting: arn})
+    with pytest.raises(ConfigurationError) as caught:
+        settings_with_secrets(settings) if setting == "store_url_secret_arn" else migration_url(settings)
+    message = str(caught.value)
+    assert "MEMORY_DATABASE_HOST" in message and env_name(setting) in message
+    assert GENERATED["password"] not in message and "p%40ss" not in message

@@ -81,7 +81,7 @@ from memory.stores.postgres_url import psycopg_url
 from memory.turns import TurnRecord, TurnStatus
 
 # The Alembic revision this code speaks to; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 CONNECT_TIMEOUT_SECONDS = 10
 
 # Every store transaction starts here: the scope row-level security reads, and a statement timeout, so a call
