@@ -50,11 +50,12 @@ bench: $(STAMP) $(ONNX)
 	$(BIN)/python bench/consolidation.py
 
 # The Lambda zip (infra/lambda_package.py), `osls package` of serverless.yml with no AWS credentials, and
-# cfn-lint on the CloudFormation it generates (W3005: a redundant DependsOn the framework writes itself).
+# cfn-lint on the CloudFormation it generates, with the parameter values the deploy uses (infra/cfn_lint.py;
+# W3005: a redundant DependsOn the framework writes itself).
 package: $(STAMP) $(NODE_STAMP) $(ONNX)
 	$(BIN)/python infra/lambda_package.py build
 	node_modules/.bin/osls package
-	$(BIN)/cfn-lint .serverless/cloudformation-template-update-stack.json --ignore-checks W3005
+	$(BIN)/python infra/cfn_lint.py .serverless/cloudformation-template-update-stack.json --ignore-checks W3005
 	$(BIN)/python infra/lambda_package.py functions
 
 # The HTTP API on http://127.0.0.1:8000 (OpenAPI docs at /docs), configured by the environment as everywhere.

@@ -42,16 +42,75 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run([sys.executable, str(ROOT / "infra" / "lambda_package.py"), "build", "--out", str(artifact)], cwd=ROOT)
     environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     environment |= {"AWS_CONFIG_FILE": str(folder / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(folder / "none")}
-    output = folder / "serverless"
-    command = [str(OSLS), "package", "--package", str(output), "--param", f"packageArtifact={artifact}"]
+    template = osls_package(folder / "serverless", environment, f"packageArtifact={artifact}")
+    return {
+        "zip": artifact,
+        "template_path": template,
+        "template": json.loads(template.read_text()),
+        "osls": template.parent,
+    }
+
+
+def osls_package(output: Path, environment: dict[str, str], *params: str) -> Path:
+    """`osls package` with these params; the path of the CloudFormation template it wrote."""
+    command = [str(OSLS), "package", "--package", str(output)]
+    for param in params:
+        command += ["--param", param]
     run(command, cwd=ROOT, env=environment)
-    template = output / "cloudformation-template-update-stack.json"
-    return {"zip": artifact, "template_path": template, "template": json.loads(template.read_text()), "osls": output}
+    return output / "cloudformation-template-update-stack.json"
 
 
-def test_cfn_lint_passes_on_the_generated_template(package: dict[str, Any]) -> None:
-    # W3005: a redundant DependsOn that the framework itself generates.
-    run([str(Path(sys.executable).parent / "cfn-lint"), str(package["template_path"]), "--ignore-checks", "W3005"])
+# What infra/stack_outputs.py passes for a stack in infra/'s VPC, with the secrets infra/database.yml makes.
+IN_VPC = {
+    "privateSubnetIds": "subnet-0123abcd,subnet-0456abcd",
+    "lambdaSecurityGroupId": "sg-0789abcd",
+    "storeUrlSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:am/app-login-AbCdEf",
+    "databaseUrlSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:am/owner-GhIjKl",
+    "databaseHost": "am.proxy-abc.us-east-1.rds.amazonaws.com",
+    "databaseName": "agent_memory",
+}
+
+
+@pytest.fixture(scope="module")
+def in_vpc(package: dict[str, Any]) -> Path:
+    """The same service packaged with a VPC and two of the three secrets."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    environment |= {"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+    params = [f"packageArtifact={package['zip']}", *(f"{k}={v}" for k, v in IN_VPC.items())]
+    return osls_package(package["osls"].parent / "in-vpc", environment, *params)
+
+
+def cfn_lint(template: Path) -> None:
+    """infra/cfn_lint.py: cfn-lint with the values the deploy uses (W3005: a redundant DependsOn that the
+    framework itself generates)."""
+    run([sys.executable, str(ROOT / "infra" / "cfn_lint.py"), str(template), "--ignore-checks", "W3005"])
+
+
+def test_cfn_lint_passes_on_the_generated_template(package: dict[str, Any], in_vpc: Path) -> None:
+    cfn_lint(package["template_path"])
+    cfn_lint(in_vpc)
+
+
+def test_the_params_are_the_stack_parameters_defaults(package: dict[str, Any], in_vpc: Path) -> None:
+    """No values at deploy time (osls would pass them to its first, bucket-only stack too): the defaults."""
+    assert {key: spec["Default"] for key, spec in package["template"]["Parameters"].items()} == dict.fromkeys(
+        [
+            "StoreUrlSecretArn",
+            "DatabaseUrlSecretArn",
+            "AnthropicApiKeySecretArn",
+            "PrivateSubnetIds",
+            "LambdaSecurityGroupId",
+        ],
+        "",
+    )
+    template = json.loads(in_vpc.read_text())
+    defaults = {key: spec["Default"] for key, spec in template["Parameters"].items()}
+    assert defaults["PrivateSubnetIds"] == IN_VPC["privateSubnetIds"]
+    assert defaults["StoreUrlSecretArn"] == IN_VPC["storeUrlSecretArn"]
+    assert defaults["AnthropicApiKeySecretArn"] == ""
+    variables = template["Resources"]["ApiLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["MEMORY_DATABASE_HOST"] == IN_VPC["databaseHost"]
+    assert variables["MEMORY_STORE_URL_SECRET_ARN"] == IN_VPC["storeUrlSecretArn"]
 
 
 def test_the_functions_and_their_events(package: dict[str, Any]) -> None:
@@ -103,6 +162,27 @@ def test_permissions_send_receive_and_only_the_given_secrets(package: dict[str, 
         {"Ref": "DatabaseUrlSecretArn"},
         {"Ref": "AnthropicApiKeySecretArn"},
     ]
+
+
+def test_every_function_runs_in_the_vpc_exactly_when_the_stack_is_given_one(package: dict[str, Any]) -> None:
+    template = package["template"]
+    resources = template["Resources"]
+    assert template["Conditions"]["InVpc"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "PrivateSubnetIds"}, ""]}]}
+    functions = [key for key, value in resources.items() if value["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) == 4
+    for key in functions:
+        condition, config, otherwise = resources[key]["Properties"]["VpcConfig"]["Fn::If"]
+        assert condition == "InVpc" and otherwise == {"Ref": "AWS::NoValue"}
+        assert config == {
+            "SubnetIds": {"Fn::Split": [",", {"Ref": "PrivateSubnetIds"}]},
+            "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}],
+        }
+        variables = resources[key]["Properties"]["Environment"]["Variables"]
+        assert {"MEMORY_DATABASE_HOST", "MEMORY_DATABASE_NAME"} <= set(variables)
+    # Lambda needs the role to manage the functions' network interfaces, and only then.
+    condition, [policy], otherwise = resources["IamRoleLambdaExecution"]["Properties"]["ManagedPolicyArns"]["Fn::If"]
+    assert condition == "InVpc" and otherwise == {"Ref": "AWS::NoValue"}
+    assert policy["Fn::Sub"].endswith(":iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
 
 
 def test_the_zip_holds_the_code_and_its_dependencies_and_nothing_else(package: dict[str, Any]) -> None:
