@@ -113,7 +113,7 @@ def lines(a: Assumptions, settings: Settings) -> list[Line]:
         ),
         Line("API Gateway HTTP API", 0.0, t * HTTP_API_REQUEST, "one request a turn"),
         Line("SQS", 0.0, t * 3 * SQS_REQUEST, "send, receive, delete"),
-        Line("Secrets Manager", 3 * SECRET_MONTH, 3 * SECRET_MONTH, "3 secrets"),
+        Line("Secrets Manager", 4 * SECRET_MONTH, 4 * SECRET_MONTH, "4 secrets"),
         Line(
             f"NAT gateway x{a.nat_gateways}",
             a.nat_gateways * NAT_HOUR * HOURS,

@@ -214,6 +214,16 @@ class Settings(BaseSettings):
         None,
         description="Database for JSON database secrets; unset: the secret's dbname, else postgres.",
     )
+    upstash_redis_rest_token: SecretStr | None = Field(
+        None,
+        validation_alias="UPSTASH_REDIS_REST_TOKEN",
+        description="Token of the Upstash REST API (SESSION_STORE_URL=upstash://), with UPSTASH_REDIS_REST_URL.",
+    )
+    upstash_token_secret_arn: str | None = Field(
+        None,
+        description="Secrets Manager ARN whose value is the Upstash REST token; read at start-up, it replaces "
+        "UPSTASH_REDIS_REST_TOKEN.",
+    )
     anthropic_api_key_secret_arn: str | None = Field(
         None,
         description="Secrets Manager ARN whose value is the Claude API key; read at start-up, it replaces "
@@ -232,6 +242,7 @@ class Settings(BaseSettings):
         "store_url_secret_arn",
         "database_url_secret_arn",
         "anthropic_api_key_secret_arn",
+        "upstash_token_secret_arn",
         "database_host",
         "database_port",
         "database_name",

@@ -7,6 +7,7 @@ would be:
 
 - ``MEMORY_STORE_URL_SECRET_ARN`` -> ``MEMORY_STORE_URL`` (the application role's URL);
 - ``MEMORY_ANTHROPIC_API_KEY_SECRET_ARN`` -> ``ANTHROPIC_API_KEY``;
+- ``MEMORY_UPSTASH_TOKEN_SECRET_ARN`` -> ``UPSTASH_REDIS_REST_TOKEN`` (the session store's, ``upstash://``);
 - ``MEMORY_DATABASE_URL_SECRET_ARN`` -> the schema owner's URL, which only ``migration_url`` uses.
 
 A database secret may hold the URL as text (used as it is), or a one-entry JSON object (a console key/value
@@ -41,7 +42,11 @@ from memory.config import Settings, env_name, get_settings
 from memory.errors import ConfigurationError
 
 # The setting holding an ARN -> the setting its secret fills.
-SECRET_SETTINGS = {"store_url_secret_arn": "store_url", "anthropic_api_key_secret_arn": "anthropic_api_key"}
+SECRET_SETTINGS = {
+    "store_url_secret_arn": "store_url",
+    "anthropic_api_key_secret_arn": "anthropic_api_key",
+    "upstash_token_secret_arn": "upstash_redis_rest_token",
+}
 _URL_SETTINGS = {"store_url_secret_arn", "database_url_secret_arn"}
 
 

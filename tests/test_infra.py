@@ -242,4 +242,4 @@ def test_the_estimate_is_the_sum_of_its_lines_and_grows_with_turns() -> None:
     proxy = {line.component: line.idle for line in idle}["RDS Proxy"]
     assert proxy == pytest.approx(8 * 0.015 * 730)  # the 8-ACU minimum, a month
     lean = cost_estimate.lines(cost_estimate.Assumptions(turns=0, proxy=False, min_acu=0), Settings())
-    assert sum(line.idle for line in lean) == pytest.approx(3 * 0.40 + 0.045 * 730 + 730 * 1769 / 1024 * 0.0000166667)
+    assert sum(line.idle for line in lean) == pytest.approx(4 * 0.40 + 0.045 * 730 + 730 * 1769 / 1024 * 0.0000166667)

@@ -33,6 +33,15 @@ def test_secrets_replace_the_settings_they_fill(aws: LocalAWS, monkeypatch: pyte
     assert settings.top_k == 7  # everything else as the environment says
 
 
+def test_the_upstash_token_comes_from_its_secret(aws: LocalAWS, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UPSTASH_REDIS_REST_TOKEN", "a-token-in-the-functions-configuration")
+    monkeypatch.setenv("MEMORY_UPSTASH_TOKEN_SECRET_ARN", create_secret(aws, "upstash", "AX-secret-token"))
+    settings = settings_with_secrets()
+    assert settings.upstash_redis_rest_token is not None
+    assert settings.upstash_redis_rest_token.get_secret_value() == "AX-secret-token"
+    assert "AX-secret-token" not in repr(settings)
+
+
 def test_an_rds_secret_becomes_a_postgres_url(aws: LocalAWS) -> None:
     rds = {"engine": "postgres", "username": "owner", "password": "p@ss/w:rd", "host": "db.example", "port": 5432}
     arn = create_secret(aws, "rds", {**rds, "dbname": "memories"})

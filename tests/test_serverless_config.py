@@ -98,6 +98,7 @@ def test_the_params_are_the_stack_parameters_defaults(package: dict[str, Any], i
             "StoreUrlSecretArn",
             "DatabaseUrlSecretArn",
             "AnthropicApiKeySecretArn",
+            "UpstashTokenSecretArn",
             "PrivateSubnetIds",
             "LambdaSecurityGroupId",
         ],
@@ -161,6 +162,7 @@ def test_permissions_send_receive_and_only_the_given_secrets(package: dict[str, 
         {"Ref": "StoreUrlSecretArn"},
         {"Ref": "DatabaseUrlSecretArn"},
         {"Ref": "AnthropicApiKeySecretArn"},
+        {"Ref": "UpstashTokenSecretArn"},
     ]
 
 

@@ -97,6 +97,18 @@ def test_upstash_reads_its_url_and_token(monkeypatch: pytest.MonkeyPatch, upstas
     assert UPSTASH_TOKEN not in repr(store)
 
 
+def test_upstash_takes_the_token_its_secret_put_in_the_settings(
+    monkeypatch: pytest.MonkeyPatch, upstash: UpstashServer, scope: Scope
+) -> None:
+    """On Lambda the token comes from MEMORY_UPSTASH_TOKEN_SECRET_ARN (memory.secrets puts it in the settings):
+    it wins over the environment's, and the store works with it."""
+    monkeypatch.setenv("UPSTASH_REDIS_REST_URL", upstash.url)
+    monkeypatch.setenv("UPSTASH_REDIS_REST_TOKEN", "not-the-token")
+    store = open_session_store("upstash://", get_settings(upstash_redis_rest_token=UPSTASH_TOKEN))
+    assert store.append(scope, "s1", Turn("user", "hello")) is True
+    assert [turn.content for turn in store.recent(scope, "s1")] == ["hello"]
+
+
 @pytest.mark.parametrize(
     ("environ", "missing"),
     [

@@ -35,12 +35,16 @@ def _require(module: str, url: str) -> None:
         )
 
 
-def _upstash_credentials(url: str) -> tuple[str, str]:
+def _upstash_credentials(url: str, settings: Settings) -> tuple[str, str]:
+    """The REST URL and token: from the environment, the token from ``settings`` first (where a Lambda handler
+    put it from ``MEMORY_UPSTASH_TOKEN_SECRET_ARN``'s secret: ``memory.secrets``)."""
     if urlsplit(url).netloc or urlsplit(url).path.strip("/"):
         raise ConfigurationError(
             f"SESSION_STORE_URL={url!r}: write just upstash:// and put the REST URL in UPSTASH_REDIS_REST_URL"
         )
     values = {name: os.environ.get(name, "").strip() for name in UPSTASH_VARIABLES}
+    if settings.upstash_redis_rest_token is not None:
+        values["UPSTASH_REDIS_REST_TOKEN"] = settings.upstash_redis_rest_token.get_secret_value().strip()
     missing = [name for name, value in values.items() if not value]
     if missing:
         raise ConfigurationError(
@@ -89,7 +93,7 @@ def open_session_store(url: str | None = None, settings: Settings | None = None)
         _require("upstash_redis", url)
         from memory.sessions.upstash import UpstashSessionStore
 
-        return UpstashSessionStore(*_upstash_credentials(url), **options)
+        return UpstashSessionStore(*_upstash_credentials(url, settings), **options)
     raise ConfigurationError(
         f"SESSION_STORE_URL={redact_url(url)!r}: unknown session store; use one of: {SUPPORTED_SESSION_URLS}"
     )
