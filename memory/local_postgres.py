@@ -5,6 +5,8 @@ the server ``DATABASE_URL`` names, and yields a database of its own, migrated to
 login role that is a member of the application role (not the owner, NOBYPASSRLS): what the store connects
 as, so row-level security is in force as in production. Everything is dropped on exit.
 ``make pg`` (infra/local_postgres.py), the tests and ``bench/`` all use it; the library itself never does.
+``nested_plans`` shows the plans of the statements a function ran (``search_memories``), for the tests and the
+benchmark.
 """
 
 from __future__ import annotations
@@ -75,3 +77,63 @@ def scratch_database(folder: Path, prefix: str = "agent_memory_scratch") -> Iter
             conn.execute(f"DROP ROLE IF EXISTS {name}")
         if server is not None:
             server.cleanup()
+
+
+# auto_explain, reporting every statement (nested ones too) to the client as a notice, with EXPLAIN ANALYZE's
+# figures and buffers but no per-node timing (which slows what it measures).
+AUTO_EXPLAIN = {
+    "auto_explain.log_min_duration": "0",
+    "auto_explain.log_nested_statements": "on",
+    "auto_explain.log_level": "notice",
+    "auto_explain.log_analyze": "on",
+    "auto_explain.log_buffers": "on",
+    "auto_explain.log_timing": "off",
+}
+
+
+def nested_plans(
+    superuser_url: str,
+    login: str,
+    calls: list[tuple[str, str, dict[str, Any]]],
+    statement: str,
+    *,
+    log_format: str = "json",
+) -> list[list[Any]]:
+    """The plans of the statements a function ran (EXPLAIN of the call shows only a function scan), as
+    auto_explain reports them: each ``(setup_sql, sql, params)`` runs in a transaction of its own, all in one
+    session (one plan cache) that loads auto_explain as a superuser, then becomes ``login`` (row-level
+    security applies as it does to the store). For each call, the reports of the statements that ran inside it
+    and whose text starts with ``statement``: with ``log_format="json"`` auto_explain's document ("Query Text",
+    "Plan", and "Duration ms" added here), with ``"text"`` its report as a string."""
+    import json
+
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    reports: list[str] = []
+    found: list[list[Any]] = []
+    with psycopg.connect(superuser_url, prepare_threshold=None) as conn:
+        register_vector(conn)
+        conn.add_notice_handler(lambda diagnostic: reports.append(diagnostic.message_primary or ""))
+        conn.execute("LOAD 'auto_explain'")
+        for name, value in {**AUTO_EXPLAIN, "auto_explain.log_format": log_format}.items():
+            conn.execute(f"SET {name} = '{value}'")
+        conn.execute(f'SET ROLE "{login}"')
+        conn.commit()
+        for setup_sql, sql, params in calls:
+            reports.clear()
+            with conn.transaction():
+                conn.execute(setup_sql, params)
+                conn.execute(sql, params, binary=True).fetchall()
+                conn.execute("SELECT")  # a statement's own report may come with the next statement's results
+            plans = []
+            for report in reports:  # "duration: 1.234 ms  plan:\n" + the plan
+                duration, _, plan = report.partition("  plan:\n")
+                if log_format == "json":
+                    document = json.loads(plan)
+                    if document["Query Text"].lstrip().startswith(statement):
+                        plans.append({**document, "Duration ms": float(duration.split()[1])})
+                elif plan.removeprefix("Query Text:").lstrip().startswith(statement):
+                    plans.append(plan)
+            found.append(plans)
+    return found

@@ -1,8 +1,9 @@
 """The Alembic schema on a fresh database of its own: what ``upgrade head`` creates (row-level security
 enabled and forced, the policies, the vector column kept in the row, the covering search indexes and which
 rows they hold, no HNSW), that
-``downgrade base`` leaves the database clean and the round trip gives the same schema again, and the
-application role's rights: NOLOGIN, no superuser, no BYPASSRLS, owner of nothing."""
+``downgrade base`` leaves the database clean and the round trip gives the same schema again (functions and
+who may execute them included), and the application role's rights: NOLOGIN, no superuser, no BYPASSRLS,
+owner of nothing. The search function of 0007 has tests of its own: tests/test_search_function.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from memory.models import Scope, SearchMode, SearchRequest
 from memory.stores.postgres import SCHEMA_REVISION
 from tests.postgres_scratch import ScratchDatabase, scratch_database
 from tests.postgres_support import APP_ROLE, MIGRATIONS_INI, PostgresDatabase, alembic, with_user_and_database
@@ -73,9 +75,9 @@ def schema(url: str) -> dict[str, Any]:
             "SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal "
             "ORDER BY 1, 2",
         ),
-        "functions": query(  # the schema's own functions, not those of the vector extension
+        "functions": query(  # the schema's own functions, not those of the vector extension, and their grants
             url,
-            "SELECT p.proname, pg_get_functiondef(p.oid) FROM pg_proc AS p "
+            "SELECT p.proname, pg_get_functiondef(p.oid), p.proacl::text FROM pg_proc AS p "
             "WHERE p.pronamespace = 'public'::regnamespace AND NOT EXISTS "
             "(SELECT FROM pg_depend AS d WHERE d.objid = p.oid AND d.deptype = 'e') ORDER BY 1",
         ),
@@ -488,3 +490,34 @@ def test_0005_downgrades_to_exactly_0004_and_upgrades_a_database_that_holds_memo
 
         assert schema(database.owner_url) == at_0004
         assert query(database.owner_url, "SELECT count(*) FROM memories") == [(3,)]
+
+
+def test_0007_downgrades_to_exactly_0006_and_upgrades_a_database_that_holds_memories(
+    postgres: PostgresDatabase,
+) -> None:
+    """Downgrading drops the search function and its grants, nothing else; upgrading again creates it as
+    before, and the store searches through it."""
+    from memory.stores.postgres import PostgresStore
+
+    with scratch_database(postgres, migrated=False) as previous:
+        alembic(previous.owner_url, "upgrade", "0006")
+        at_0006 = schema(previous.owner_url)
+    with scratch_database(postgres, migrated=True) as database:
+        at_head = schema(database.owner_url)
+        insert_memories(database.owner_url, ["alice", "bob"])
+
+        alembic(database.owner_url, "downgrade", "0006")
+
+        assert schema(database.owner_url) == at_0006
+        assert query(database.owner_url, "SELECT count(*) FROM pg_proc WHERE proname = 'search_memories'") == [(0,)]
+        assert query(database.owner_url, "SELECT count(*) FROM memories") == [(2,)]
+
+        alembic(database.owner_url, "upgrade", "head")
+
+        assert schema(database.owner_url) == at_head
+        store = PostgresStore(database.app_url)
+        try:
+            search = SearchRequest(text="x", embedding=None, mode=SearchMode.KEYWORD)
+            assert [hit.entry.user_id for hit in store.search(Scope("alice"), search)] == ["alice"]
+        finally:
+            store.close()

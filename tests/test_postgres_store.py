@@ -29,6 +29,7 @@ from memory import (
     get_settings,
     open_store,
 )
+from memory.local_postgres import nested_plans
 from memory.models import Ranking, SearchMode
 from memory.stores import postgres as pg
 from memory.stores.postgres import (
@@ -37,12 +38,12 @@ from memory.stores.postgres import (
     LIST_SQL,
     SCHEMA_REVISION,
     SEARCH_SCOPE_SQL,
-    SEARCH_SQL,
     SET_SCOPE_SQL,
     VERSION_SQL,
     PostgresStore,
 )
 from memory.stores.postgres_maintenance import LIST_SCOPES_SETUP_SQL, SCOPES_SQL
+from memory.stores.postgres_search import SEARCH_CALL_SQL
 from memory.turns import TurnRecord, TurnStatus
 from tests.postgres_scratch import ScratchDatabase, scratch_database
 from tests.postgres_support import APP_ROLE, PostgresDatabase, alembic, with_user_and_database
@@ -388,7 +389,7 @@ def test_a_search_is_the_scope_and_one_statement(db: PostgresDatabase, embedder,
     store.close()
 
     assert hits
-    assert [sql for sql, _ in statements] == [SEARCH_SCOPE_SQL, SEARCH_SQL]
+    assert [sql for sql, _ in statements] == [SEARCH_SCOPE_SQL, SEARCH_CALL_SQL]  # the call of search_memories
     assert [(p["tenant_id"], p["user_id"]) for _, p in statements] == [("default", "alice")] * 2
 
 
@@ -620,17 +621,17 @@ def exact_scan(db: PostgresDatabase, vector: np.ndarray, tags: list[str] | None 
 
 
 def search_plan(db: PostgresDatabase, store: PostgresStore, search: SearchRequest) -> dict[str, Any]:
-    """EXPLAIN ANALYZE of the search statement with the parameters the store binds, as the app role."""
+    """EXPLAIN ANALYZE of the search statement that the store's call ran inside search_memories (reported by
+    auto_explain), with the parameters the store binds, as the app role."""
     bound: dict[str, Any] = {}
-    store.tracer = lambda sql, params: bound.update(params) if sql is SEARCH_SQL else None
+    store.tracer = lambda sql, params: bound.update(params) if sql is SEARCH_CALL_SQL else None
     try:
         store.search(ALICE, search)
     finally:
         store.tracer = None
-    with psycopg.connect(db.app_url) as conn:
-        register_vector(conn)
-        conn.execute(SEARCH_SCOPE_SQL, bound)
-        return conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + SEARCH_SQL, bound).fetchone()[0][0]["Plan"]
+    calls = [(SEARCH_SCOPE_SQL, SEARCH_CALL_SQL, bound)]
+    ((plan,),) = nested_plans(db.owner_url, login_of(db.app_url), calls, "WITH query AS MATERIALIZED")
+    return plan["Plan"]
 
 
 def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:

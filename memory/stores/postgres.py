@@ -1,10 +1,12 @@
 """Postgres + pgvector: the production store. psycopg 3, one connection per process, row-level security.
 
-Search is one statement: the exact cosine nearest neighbours among the user's rows (no HNSW index, see
-migrations/versions/0001_initial.py for why), ``ts_rank`` over the generated ``tsvector``, reciprocal rank
-fusion, importance and recency, as ``memory.ranking`` defines. Both signals are read from covering btrees
-that keep a user's entries together (migrations/versions/0003_search_indexes.py): a halfvec copy of each
-embedding ranks the rows, and the exact distance on the full vector decides among the best of them.
+Search is one statement (``SEARCH_SQL``): the exact cosine nearest neighbours among the user's rows (no HNSW
+index, see migrations/versions/0001_initial.py for why), ``ts_rank`` over the generated ``tsvector``,
+reciprocal rank fusion, importance and recency, as ``memory.ranking`` defines. Both signals are read from
+covering btrees that keep a user's entries together (migrations/versions/0003_search_indexes.py): a halfvec
+copy of each embedding ranks the rows, and the exact distance on the full vector decides among the best of
+them. The store runs it inside the function ``search_memories`` (revision 0007, ``postgres_search``), which
+keeps its plan in the server between calls instead of parsing and planning 8,000 characters at each one.
 
 Every call runs in one transaction that first sets ``app.tenant_id`` and ``app.user_id`` with
 ``set_config(..., true)``: row-level security then shows the transaction nothing else, on top of the
@@ -77,11 +79,12 @@ from memory.stores.postgres_maintenance import (
     SCOPES_SQL,
     TRY_LEASE_SQL,
 )
+from memory.stores.postgres_search import SEARCH_CALL_SQL
 from memory.stores.postgres_url import psycopg_url
 from memory.turns import TurnRecord, TurnStatus
 
 # The Alembic revision this code speaks to; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 CONNECT_TIMEOUT_SECONDS = 10
 
 # Every store transaction starts here: the scope row-level security reads, and a statement timeout, so a call
@@ -97,6 +100,7 @@ SET_SCOPE_SQL = (
 # 4.0 models spinning disks). Left at 4.0, a user who owns most of the table is read by a sequential scan, which
 # fetches every halfvec copy from TOAST (measured: 24 ms against 7.6 for 10,000 memories alone in the table);
 # at 1.1, the usual value for SSDs and cached data, the search indexes are read whatever the user's share.
+# (search_memories sets it for its own plans too: SET random_page_cost = 1.1 in its definition.)
 SEARCH_SCOPE_SQL = SET_SCOPE_SQL + ", set_config('random_page_cost', '1.1', true)"
 _IN_SCOPE = "m.tenant_id = %(tenant_id)s AND m.user_id = %(user_id)s"
 _FILTERS = """
@@ -120,11 +124,14 @@ _COLUMNS = (
 )
 _SELECT_COLUMNS = ", ".join(f"m.{name.strip()}" for name in _COLUMNS.split(","))
 # Search reads only active rows. These filters use columns the search indexes hold; the others need the heap.
-_INDEXED_FILTERS = """
+_TYPES_FILTER = "    AND (%(types)s::text[] IS NULL OR m.memory_type = ANY(%(types)s::text[]))\n"
+_INDEXED_FILTERS = (
+    """
     AND m.status = 'active'
     AND (%(include_expired)s OR m.expires_at IS NULL OR m.expires_at > %(now)s)
-    AND (%(types)s::text[] IS NULL OR m.memory_type = ANY(%(types)s::text[]))
 """
+    + _TYPES_FILTER
+)
 _HEAP_FILTERS = """
     AND (%(tags)s::text[] IS NULL OR m.tags && %(tags)s::text[])
     AND (%(session_id)s::text IS NULL OR m.session_id = %(session_id)s)
@@ -139,11 +146,16 @@ _SAME_MODEL = (
 # sums of both computations add less than 0.0001. COARSE_ERROR bounds that with room to spare.
 COARSE_ERROR = 0.0015
 COARSE_MARGIN = 50  # candidates ranked beyond the ones asked for, so the exact ones are seldom in doubt
+_COARSE_QUERY = "l2_normalize(%(embedding)s::vector)::halfvec(384)"  # the query as the search index holds rows
 
 # A hit's recency, from the updated_at its search index or candidate row carried (no trip to the heap).
 _HIT_RECENCY = _RECENCY.replace("m.updated_at", "h.updated_at")
 _ORDER_COLUMNS = "m.importance, m.created_at, m.updated_at"  # what ranking needs besides the signals
 
+# The store does not send this statement: it calls search_memories (SEARCH_CALL_SQL), a function made from it
+# by postgres_search.search_function_sql(), of which migrations/versions/0007_search_function.py holds a frozen
+# copy. Changing SEARCH_SQL (or a fragment above it uses) therefore changes nothing in the database until a new
+# migration replaces the function with the new text: tests/test_search_function.py fails until one does.
 SEARCH_SQL = f"""
 WITH query AS MATERIALIZED (
     SELECT {_TSQUERY} AS query
@@ -164,7 +176,7 @@ coarse AS MATERIALIZED (
     -- distances are function calls, not the operators <#> and <=>: no index (an HNSW index, say) can then
     -- take over an ORDER BY ... LIMIT and make the result approximate.
     SELECT m.id,
-           halfvec_negative_inner_product(m.search_embedding, l2_normalize(%(embedding)s::vector)::halfvec(384))
+           halfvec_negative_inner_product(m.search_embedding, {_COARSE_QUERY})
              AS coarse
     FROM memories AS m
     WHERE %(embedding)s::vector IS NOT NULL AND {_IN_SCOPE} AND {_SAME_MODEL} AND m.in_vector_index
@@ -723,7 +735,7 @@ class PostgresStore:
             "top_k": request.top_k,
         }
         rows = self._in_scope(
-            scope, lambda cursor: self._run(cursor, SEARCH_SQL, params).fetchall(), scope_sql=SEARCH_SCOPE_SQL
+            scope, lambda cursor: self._run(cursor, SEARCH_CALL_SQL, params).fetchall(), scope_sql=SEARCH_SCOPE_SQL
         )
         return [
             SearchHit(
