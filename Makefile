@@ -48,6 +48,7 @@ bench: $(STAMP) $(ONNX)
 	$(BIN)/python bench/cache_latency.py
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/consolidation.py
+	$(BIN)/python bench/telemetry_overhead.py
 
 # The Lambda zip (infra/lambda_package.py), `osls package` of serverless.yml with no AWS credentials, and
 # cfn-lint on the CloudFormation it generates, with the parameter values the deploy uses (infra/cfn_lint.py;

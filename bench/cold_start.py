@@ -114,6 +114,9 @@ def main() -> int:
             "MEMORY_EMBEDDER": "onnx",  # its default folder: build/onnx in the checkout, or in the package
             "SESSION_STORE_URL": "memory://",
             "COLD_START_KEY": KEY,
+            # Lambda sets it: telemetry is then EMF lines on stdout (memory/telemetry.py), which import nothing,
+            # where outside Lambda create_app would load prometheus-client (about 11 ms) for GET /metrics.
+            "AWS_LAMBDA_FUNCTION_NAME": "cold-start-bench",
         }
         runs = [probe(command, cwd, environment) for _ in range(args.runs)]
     timings = ("import_ms", "first_healthz_ms", "first_search_ms")

@@ -11,6 +11,7 @@ import functools
 import logging
 from typing import Any
 
+from memory import telemetry
 from memory.consolidation import Consolidator
 from memory.secrets import settings_with_secrets
 
@@ -21,9 +22,12 @@ MARGIN_SECONDS = 60.0  # left for the last user in progress and the reply
 @functools.cache
 def consolidator() -> Consolidator:
     """The store, model and Claude client, made on the first run and kept for the container's life."""
-    return Consolidator.from_settings(settings_with_secrets())
+    settings = settings_with_secrets()
+    telemetry.configure(settings)
+    return Consolidator.from_settings(settings)
 
 
+@telemetry.lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     job = consolidator()
     budget = job.settings.consolidation_budget_seconds

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from memory import telemetry
 from memory.app_login import app_login_from
 from memory.errors import ConfigurationError
 from memory.migrations import downgrade, upgrade
@@ -27,6 +28,7 @@ from memory.secrets import migration_url, settings_with_secrets
 from memory.stores import redact_url
 
 
+@telemetry.lambda_handler
 def handler(event: Any, context: Any) -> dict[str, Any]:
     event = event if isinstance(event, dict) else {}
     settings = settings_with_secrets()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from memory import telemetry
 from memory.agent import choose_extractor
 from memory.claude import make_client
 from memory.extraction import Extractor
@@ -22,10 +23,12 @@ from memory.service import Memory
 def services() -> tuple[Memory, Extractor | None]:
     """The store, embedder and extractor, made on the first batch and kept for the container's life."""
     settings = settings_with_secrets()
+    telemetry.configure(settings)
     client = make_client(settings) if settings.anthropic_api_key is not None else None
     return Memory.from_settings(settings), choose_extractor(settings, client)
 
 
+@telemetry.lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     memory, extractor = services()
     failed = process_batch(memory, extractor, event.get("Records", []))

@@ -22,6 +22,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
+from memory import telemetry
 from memory.claude import logged_call, make_client
 from memory.config import Settings, get_settings
 from memory.errors import AgentMemoryError, ConfigurationError, InvalidInputError, StoreError
@@ -203,6 +204,8 @@ class Agent:
         timings["prompt"] = _since(started)
         prepared = PreparedTurn(turn_id, scope, session_id, message, history, hits, block, system, messages, timings)
         prepared.core, prepared.degraded = core, degraded
+        if inject:
+            telemetry.current().turn(scope, used=block.used, tokens=block.tokens, degraded=degraded)
         return prepared
 
     def _recall(self, scope: Scope, message: str, turn_id: str) -> tuple[list[SearchHit], list[MemoryEntry], bool]:
@@ -216,7 +219,9 @@ class Agent:
         if not settings.prompt_memories and not settings.prompt_core_memories:
             return [], [], False
         # Embedded before the budget starts: a cold model load is not the store being slow.
+        started = time.perf_counter()
         embedding = memory.embedder.embed([message])[0] if settings.prompt_memories else None
+        embed_ms = _since(started)
 
         user_id, tenant_id = scope.user_id, scope.tenant_id
 
@@ -224,7 +229,9 @@ class Agent:
             hits, core = [], []
             if settings.prompt_memories:
                 top_k = settings.prompt_memories
-                hits = memory.search(user_id, message, top_k=top_k, tenant_id=tenant_id, embedding=embedding)
+                hits = memory.search(
+                    user_id, message, top_k=top_k, tenant_id=tenant_id, embedding=embedding, embed_ms=embed_ms
+                )
             if settings.prompt_core_memories:
                 core = memory.core_memories(user_id, tenant_id=tenant_id)
             return hits, core

@@ -1,13 +1,16 @@
 """The HTTP API: ``create_app()`` builds the FastAPI app that `make serve` runs locally and Lambda runs behind
 Mangum (handlers/api.py).
 
-Every route but the health checks takes ``Authorization: Bearer <key>``. Keys are configured only as
-SHA-256 hashes, each bound to a tenant (``MEMORY_API_KEYS``), and a request acts in its key's tenant alone:
-the tenant never comes from the request, so no body or path can reach another tenant's memories.
+Every route but the health checks and ``GET /metrics`` takes ``Authorization: Bearer <key>``. Keys are
+configured only as SHA-256 hashes, each bound to a tenant (``MEMORY_API_KEYS``), and a request acts in its
+key's tenant alone: the tenant never comes from the request, so no body or path can reach another tenant's
+memories.
 
 Nothing heavy happens at import or in ``create_app``: the store, the embedding model and the Claude client
 are built on the first request that needs them and kept for the life of the process (a Lambda container),
-so a cold start that answers ``/healthz`` pays for none of them.
+so a cold start that answers ``/healthz`` pays for none of them. ``create_app`` configures the process's
+telemetry (``memory.telemetry``); ``GET /metrics`` serves it in the Prometheus text format where it is
+Prometheus (not in Lambda, which prints EMF lines instead) and ``MEMORY_METRICS_ENDPOINT`` is true.
 
 Errors are JSON, ``{"error": {"type", "message"}}``: 401 without a valid key, 404 for a memory not in the
 caller's scope (exactly as for one that never existed), 409 for an exact duplicate, 413 for a body over
@@ -32,6 +35,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memory import api_schemas as schemas
+from memory import telemetry
 from memory.config import Settings, get_settings
 from memory.errors import (
     AgentMemoryError,
@@ -342,6 +346,21 @@ def readyz(deps: Deps) -> dict[str, str]:
     return {"status": "ready"}
 
 
+observability = APIRouter()
+
+
+@observability.get("/metrics", response_class=Response, include_in_schema=False)
+def metrics() -> Response:
+    """This process's telemetry in the Prometheus text format (``memory.telemetry_prometheus``): counts,
+    tokens, costs and latencies, no user, memory or message. No key needed; ``MEMORY_METRICS_ENDPOINT=false``
+    removes it. A scrape target, not part of the JSON API: left out of the OpenAPI document."""
+    sink = telemetry.current().prometheus
+    if sink is None:
+        raise _NotConfigured("no Prometheus counters in this process: pip install 'agent-memory[metrics]'")
+    body, content_type = sink.exposition()
+    return Response(body, media_type=content_type)
+
+
 def _error(status_code: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status_code, headers=headers)
 
@@ -425,6 +444,7 @@ class BodyLimit:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app, for ``settings`` (default: the environment). Cheap: nothing connects until a request needs it."""
     settings = settings or get_settings()
+    mode = telemetry.configure(settings).mode
     if not settings.api_keys:
         logger.warning("MEMORY_API_KEYS is empty: every /v1 request will be refused (`agent-memory api-key`)")
     services = Services(settings)
@@ -442,6 +462,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     app.include_router(health)
+    if settings.metrics_endpoint and mode == "prometheus":
+        app.include_router(observability)
     app.include_router(router)
     app.add_exception_handler(AgentMemoryError, _library_error)
     app.add_exception_handler(Unauthorized, _unauthorized)

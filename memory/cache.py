@@ -32,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from memory import telemetry
 from memory.config import Settings, get_settings
 from memory.errors import AgentMemoryError, ConfigurationError, InvalidInputError, SessionStoreError
 from memory.models import MemoryEntry, MemoryStatus, Scope
@@ -153,6 +154,7 @@ class MemoryCache:
         or a miss."""
         entries = self._read(scope, version)
         self.stats.record("hits" if entries is not None else "misses")
+        telemetry.current().cache_read(entries is not None)
         return entries
 
     def _read(self, scope: Scope, version: int) -> list[MemoryEntry] | None:

@@ -7,6 +7,8 @@ Its defaults (600 s, 2 retries) would let one slow call outlive the Lambda that 
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,11 @@ def make_client(settings: Settings) -> Any:
         import anthropic
     except ImportError as exc:  # pragma: no cover - a core dependency
         raise ConfigurationError("the anthropic package is missing: pip install anthropic") from exc
+    sdk_logger = logging.getLogger("anthropic")
+    if sdk_logger.level == logging.NOTSET and not os.environ.get("ANTHROPIC_LOG"):
+        # Its DEBUG lines hold whole requests (messages, the memory block): a root logger at DEBUG must not
+        # write them. ANTHROPIC_LOG=debug (the SDK's own switch) still does, for someone who asks.
+        sdk_logger.setLevel(logging.INFO)
     return anthropic.Anthropic(
         api_key=settings.anthropic_api_key.get_secret_value(),
         base_url=settings.anthropic_base_url,

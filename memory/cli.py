@@ -97,9 +97,14 @@ class Context:
 
     @property
     def settings(self):  # -> Settings, with --store applied
+        from memory import telemetry
         from memory.config import get_settings
 
-        return get_settings(**({"store_url": self.store_url} if self.store_url else {}))
+        settings = get_settings(**({"store_url": self.store_url} if self.store_url else {}))
+        if settings.telemetry_file is None:  # a local run: its events go where `agent-memory stats` reads
+            settings = settings.model_copy(update={"telemetry_file": telemetry.LOCAL_FILE})
+        telemetry.configure(settings)
+        return settings
 
     @property
     def memory(self):  # -> Memory; imported lazily so `--help` stays instant
@@ -542,6 +547,49 @@ def cache_clear(ctx: Context, user_id: str, as_json: bool) -> None:
         emit_json({"user_id": user_id, "keys_deleted": deleted})
         return
     click.echo(f"cleared {deleted} cache keys of {user_id!r}")
+
+
+@main.command()
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The telemetry file (default: MEMORY_TELEMETRY_FILE, else .agent-memory/telemetry.jsonl).",
+)
+@click.option("--since", default="1h", show_default=True, help="How far back: 90s, 45m, 12h, 2d...")
+@output_options
+@pass_context
+@library_errors
+def stats(ctx: Context, path: Path | None, since: str, as_json: bool) -> None:
+    """What local runs recorded in their telemetry file over the last hour: search latency, memories and tokens
+    injected, Claude tokens and cost by purpose, write-back outcomes, cache, consolidation."""
+    from memory.telemetry import file_of
+    from memory.telemetry_file import read_events, summarise
+
+    window = parse_ttl(since)
+    assert window is not None
+    if path is None:
+        location = file_of(ctx.settings)
+        if location is None:
+            raise ConfigurationError("MEMORY_TELEMETRY_FILE=none: there is no telemetry file; give one with --file")
+        path = Path(location)
+    rows = summarise(read_events(path, time.time() - window))
+    if as_json:
+        emit_json({"file": str(path), "since_seconds": window, "metrics": rows})
+        return
+    click.echo(f"{path}, the last {since}:", err=True)
+    columns = ("events", "sum", "mean", "p50", "p95", "max")
+    print_table([(row["metric"], *(_figure(row[c]) for c in columns)) for row in rows], ("metric", *columns))
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return ""
+    if float(value).is_integer():
+        return str(int(value))
+    if abs(value) >= 10:
+        return f"{value:.2f}"
+    return f"{value:.4g}" if abs(value) >= 0.001 else f"{value:.6f}"  # costs of cheap calls: no 4.5e-05
 
 
 @main.command()

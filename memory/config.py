@@ -186,6 +186,25 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         262_144, ge=1024, le=10 * 2**20, description="Largest request body the HTTP API reads; a larger one is a 413."
     )
+    telemetry: Literal["auto", "emf", "prometheus", "off"] = Field(
+        "auto",
+        description="Where metrics go: emf (CloudWatch Embedded Metric Format lines on stdout), prometheus "
+        "(in-process counters for GET /metrics), off, or auto (emf in Lambda, else prometheus).",
+    )
+    metrics_service: str = Field(
+        "agent-memory",
+        min_length=1,
+        max_length=250,
+        description="The Service dimension of the EMF metrics (serverless.yml: agent-memory-<stage>).",
+    )
+    metrics_endpoint: bool = Field(
+        True, description="Serve GET /metrics (Prometheus text, no key: aggregates only) when telemetry is prometheus."
+    )
+    telemetry_file: str | None = Field(
+        None,
+        description="JSON-lines file that local runs append telemetry events to, for `agent-memory stats`; none: "
+        "off. Default: .agent-memory/telemetry.jsonl for the CLI, no file otherwise.",
+    )
     writeback_queue_url: str | None = Field(
         None,
         description="SQS queue URL: the API records each turn and queues its write-back there (Lambda). Unset: inline.",

@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from memory import telemetry
 from memory.clustering import clusters, pairs_at_least
 from memory.config import Settings
 from memory.errors import AgentMemoryError
@@ -147,6 +148,13 @@ class Consolidator:
                     self._renew(scope)
                 getattr(self, f"_{step}")(scope, report, now, dry_run)
             report.active_after = report.active_before if dry_run else self.memory.store.count(scope)
+        if not dry_run:
+            telemetry.current().consolidation(
+                scope,
+                archived=report.merged + report.summarised + report.pruned,
+                summaries=report.summaries + (report.profile == "written"),
+                errors=len(report.errors),
+            )
         return report
 
     def _expire(self, scope: Scope, report: UserReport, now: float, dry_run: bool) -> None:
@@ -232,7 +240,7 @@ class Consolidator:
         """One summary per group, ``SUMMARY_CALLS`` model calls at a time (a real cheap model takes a second or
         two per call: one after the other, a user with 20 clusters would take most of a minute)."""
         assert self.summariser is not None
-        summariser, label = self.summariser, f"consolidation:{scope.tenant_id}:{scope.user_id}"
+        summariser, label = self.summariser, f"consolidation:{telemetry.user_hash(scope)}"
 
         def write(sources: list[MemoryEntry]) -> Written | ConsolidationError:
             try:
@@ -278,7 +286,7 @@ class Consolidator:
             return
         try:
             written = self.summariser.write(
-                "profile", top, label=f"consolidation:{scope.tenant_id}:{scope.user_id}", max_chars=PROFILE_MAX_CHARS
+                "profile", top, label=f"consolidation:{telemetry.user_hash(scope)}", max_chars=PROFILE_MAX_CHARS
             )
         except ConsolidationError as exc:
             report.profile = "failed"

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from memory import text
+from memory import telemetry, text
 from memory.cache import MemoryCache
 from memory.config import Settings, get_settings
 from memory.embeddings import Embedder, embedder_for
@@ -317,12 +317,15 @@ class Memory:
         mode: str = "hybrid",
         tenant_id: str = DEFAULT_TENANT,
         embedding: Any = None,
+        embed_ms: float = 0.0,
     ) -> list[SearchHit]:
         """The memories that best answer ``query``, best first (hybrid: meaning and keywords fused).
 
         ``embedding``: the query's embedding when the caller has it already (a turn embeds before it
-        starts the store's time budget, so a cold model load never counts against the store).
+        starts the store's time budget, so a cold model load never counts against the store), and
+        ``embed_ms`` how long that took: the search's telemetry event counts it as its embedding time.
         """
+        started = time.perf_counter()
         scope = Scope(user_id, tenant_id)
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query must be a non-empty string")
@@ -334,10 +337,15 @@ class Memory:
             search_mode = SearchMode(mode)
         except ValueError:
             raise InvalidInputError(f"unknown search mode {mode!r}; use hybrid, vector or keyword") from None
+        ahead = 0.0  # the caller's embedding time: in the total too
         if search_mode is SearchMode.KEYWORD:
-            embedding = None
+            embedding, embed_ms = None, 0.0
         elif embedding is None:
+            embedded = time.perf_counter()
             embedding = self.embedder.embed([query])[0]
+            embed_ms = (time.perf_counter() - embedded) * 1000
+        else:
+            ahead = embed_ms
         request = SearchRequest(
             text=query,
             embedding=embedding,
@@ -347,7 +355,12 @@ class Memory:
             ranking=self.settings.ranking,
             embedding_model=self.embedder.model_name,
         )
-        return self.store.search(scope, request)
+        searched = time.perf_counter()
+        hits = self.store.search(scope, request)
+        done = time.perf_counter()
+        total_ms = ahead + (done - started) * 1000
+        telemetry.current().search(scope, embed_ms=embed_ms, store_ms=(done - searched) * 1000, total_ms=total_ms)
+        return hits
 
     def core_memories(self, user_id: str, *, tenant_id: str = DEFAULT_TENANT) -> list[MemoryEntry]:
         """The user's most important active memories (``MEMORY_CACHE_SIZE``), through the cache when there is one.

@@ -6,7 +6,8 @@ Every Claude call (a chat turn, an extraction) logs one JSON line on the ``memor
      "input_tokens": 812, "output_tokens": 95, "cache_creation_input_tokens": 0,
      "cache_read_input_tokens": 640, "cost_usd": 0.0026, "latency_ms": 1234.5, "request_id": "req_..."}
 
-so cost per turn can be summed from logs (CloudWatch Logs Insights, ``jq``) without a metrics stack.
+so cost per turn can be summed from logs (CloudWatch Logs Insights, ``jq``) without a metrics stack. The same
+figures go to ``memory.telemetry`` (an EMF line or Prometheus counters), with the purpose but no turn id.
 
 Prices are USD per million tokens from Anthropic's pricing page (platform.claude.com/docs/en/about-claude/
 pricing, read 2026-11-25; 5-minute cache writes, prompts up to 100k tokens). A model not in the table
@@ -19,6 +20,8 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from memory import telemetry
 
 logger = logging.getLogger("memory.usage")
 
@@ -115,7 +118,8 @@ def log_call(
     request_id: str | None,
     extra: dict[str, Any] | None = None,
 ) -> float | None:
-    """Write the call's one structured line (plus ``extra`` fields); returns its estimated cost."""
+    """Write the call's one structured line (plus ``extra`` fields) and its telemetry event; returns its
+    estimated cost."""
     cost = estimate_cost(model, usage)
     line = {
         "event": "claude_call",
@@ -129,4 +133,5 @@ def log_call(
         **(extra or {}),
     }
     logger.info(json.dumps(line, separators=(",", ":")))
+    telemetry.current().claude_call(purpose=purpose, model=model, usage=usage, cost_usd=cost)
     return cost

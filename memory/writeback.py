@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from memory import telemetry
 from memory.errors import AgentMemoryError, ExtractionError, MemoryNotFoundError
 from memory.extraction import Action, Extractor, Operation
 from memory.models import DEFAULT_TENANT, MemoryStatus, Scope
@@ -123,7 +124,7 @@ def process(memory: Memory, extractor: Extractor, record: TurnRecord) -> WriteBa
         try:
             extraction = _extract(memory, extractor, record)
         except (ExtractionError, AgentMemoryError) as exc:
-            return _failed(memory, record, exc)
+            return _failed(memory, record, exc, extractor.name)
         record.operations = [op.as_dict() for op in extraction.operations]
         record.result = {"extractor": extraction.extractor}
         record.updated_at = time.time()
@@ -134,7 +135,7 @@ def process(memory: Memory, extractor: Extractor, record: TurnRecord) -> WriteBa
             _apply(memory, record, index, Operation.from_dict(data)) for index, data in enumerate(record.operations)
         ]
     except AgentMemoryError as exc:
-        return _failed(memory, record, exc)
+        return _failed(memory, record, exc, extractor_name)
     record.status = TurnStatus.DONE
     record.user_message = record.assistant_reply = None
     record.operations = []
@@ -143,6 +144,8 @@ def process(memory: Memory, extractor: Extractor, record: TurnRecord) -> WriteBa
     record.error = None
     record.updated_at = time.time()
     memory.store.save_turn(record)
+    outcome = "retried" if record.attempts else "ok"
+    telemetry.current().write_back(record.scope, outcome=outcome, applied=applied, extractor=extractor_name)
     return WriteBackResult(record.turn_id, "done", extractor_name, applied, usage=usage, cost_usd=cost)
 
 
@@ -213,7 +216,7 @@ def _extract(memory: Memory, extractor: Extractor, record: TurnRecord):
     return extractor.extract(record.user_message, record.assistant_reply, existing, turn_id=record.turn_id)
 
 
-def _failed(memory: Memory, record: TurnRecord, exc: Exception) -> WriteBackResult:
+def _failed(memory: Memory, record: TurnRecord, exc: Exception, extractor: str | None) -> WriteBackResult:
     record.status = TurnStatus.FAILED
     record.attempts += 1
     record.error = f"{type(exc).__name__}: {exc}"
@@ -223,6 +226,7 @@ def _failed(memory: Memory, record: TurnRecord, exc: Exception) -> WriteBackResu
         memory.store.save_turn(record)
     except AgentMemoryError:
         logger.exception("could not record the failed write-back of turn %s", record.turn_id)
+    telemetry.current().write_back(record.scope, outcome="failed", extractor=extractor, error_type=type(exc).__name__)
     return WriteBackResult(record.turn_id, "failed", error=record.error)
 
 

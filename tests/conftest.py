@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from memory import Memory, get_settings
+from memory import Memory, get_settings, telemetry
 from memory.embeddings import SentenceTransformerEmbedder, get_embedder
 from memory.embeddings_onnx import OnnxEmbedder, default_onnx_model_dir, get_onnx_embedder, onnx_available
 from memory.stores.sqlite import SQLiteStore
@@ -32,11 +32,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts without MEMORY_* settings from the developer's shell (encode/httpx style)."""
+    """Each test starts without MEMORY_* settings from the developer's shell (encode/httpx style), and with
+    telemetry afresh; the CLI's local telemetry file is off, so no test writes one in the working directory."""
     for name in list(os.environ):
         if name.startswith(("MEMORY_", "UPSTASH_", "ANTHROPIC_")) or name == "SESSION_STORE_URL":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("MEMORY_TELEMETRY_FILE", "none")
     yield
+    telemetry.reset()
 
 
 @pytest.fixture(scope="session")

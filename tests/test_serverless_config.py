@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from memory import telemetry
 from memory.embeddings import SentenceTransformerEmbedder
 from tests.postgres_support import PostgresDatabase
 
@@ -101,6 +103,7 @@ def test_the_params_are_the_stack_parameters_defaults(package: dict[str, Any], i
             "UpstashTokenSecretArn",
             "PrivateSubnetIds",
             "LambdaSecurityGroupId",
+            "AlarmEmail",
         ],
         "",
     )
@@ -185,6 +188,65 @@ def test_every_function_runs_in_the_vpc_exactly_when_the_stack_is_given_one(pack
     condition, [policy], otherwise = resources["IamRoleLambdaExecution"]["Properties"]["ManagedPolicyArns"]["Fn::If"]
     assert condition == "InVpc" and otherwise == {"Ref": "AWS::NoValue"}
     assert policy["Fn::Sub"].endswith(":iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
+
+
+def agent_memory_metrics(widgets: list[dict[str, Any]]) -> set[str]:
+    """The AgentMemory metric names a dashboard charts, reading CloudWatch's shorthand: "." repeats the value
+    above it, "..." the row above up to the values given."""
+    names: set[str] = set()
+    for widget in widgets:
+        previous: list[Any] = []
+        for row in widget["properties"]["metrics"]:
+            fields = [f for f in row if not isinstance(f, dict)]
+            if fields[:1] == ["..."]:  # the row above, its last values replaced by those given
+                fields = previous[: len(previous) - len(fields) + 1] + fields[1:]
+            fields = [previous[i] if f == "." else f for i, f in enumerate(fields)]
+            previous = fields
+            if fields[0] == "AgentMemory":
+                names.add(fields[1])
+    return names
+
+
+def test_four_alarms_write_to_one_topic_and_the_dashboard_is_json(package: dict[str, Any]) -> None:
+    resources = package["template"]["Resources"]
+    alarms = {key: r["Properties"] for key, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert set(alarms) == {"SearchLatencyAlarm", "ExtractionFailureAlarm", "Api5xxAlarm", "DeadLetterAlarm"}
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": "AlarmTopic"}]
+        assert alarm["TreatMissingData"] == "notBreaching"  # no traffic is not an incident
+    service = [{"Name": "Service", "Value": "agent-memory-dev"}]
+    search = alarms["SearchLatencyAlarm"]
+    assert (search["Namespace"], search["MetricName"], search["ExtendedStatistic"]) == (
+        "AgentMemory",
+        "SearchTotalMs",
+        "p95",
+    )
+    assert search["Dimensions"] == service
+    rate = alarms["ExtractionFailureAlarm"]["Metrics"]
+    assert [m["Id"] for m in rate if m["ReturnData"]] == ["rate"]
+    assert {m["MetricStat"]["Metric"]["MetricName"] for m in rate if "MetricStat" in m} == {
+        "ExtractionOk",
+        "ExtractionRetried",
+        "ExtractionFailed",
+    }
+    assert all(m["MetricStat"]["Metric"]["Dimensions"] == service for m in rate if "MetricStat" in m)
+    assert alarms["Api5xxAlarm"]["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}]
+    dead = alarms["DeadLetterAlarm"]["Dimensions"][0]["Value"]
+    assert dead == {"Fn::GetAtt": ["WritebackDeadLetterQueue", "QueueName"]}
+    # The functions name the same Service as the alarms and the dashboard.
+    variables = resources["ApiLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["MEMORY_METRICS_SERVICE"] == "agent-memory-dev"
+    body, values = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert values["Service"] == "agent-memory-dev"
+    filled = re.sub(r"\$\{[A-Za-z:]+\}", "x", body)
+    widgets = json.loads(filled)["widgets"]
+    assert len(widgets) == 8
+    assert "AlarmEmailSubscription" in resources and resources["AlarmEmailSubscription"]["Condition"] == "HasAlarmEmail"
+    # Every AgentMemory metric they chart or watch is one memory/telemetry.py writes, with Service its dimension.
+    watched = agent_memory_metrics(widgets)
+    watched |= {search["MetricName"]} | {m["MetricStat"]["Metric"]["MetricName"] for m in rate if "MetricStat" in m}
+    assert watched <= set(telemetry.METRICS), watched - set(telemetry.METRICS)
+    assert len(watched) == len(telemetry.METRICS), set(telemetry.METRICS) - watched  # and the dashboard shows them all
 
 
 def test_the_zip_holds_the_code_and_its_dependencies_and_nothing_else(package: dict[str, Any]) -> None:
