@@ -192,7 +192,8 @@ def drain_spool(memory: Memory, extractor: Extractor, scope: Scope) -> list[Writ
         try:
             fields = json.loads(item)
         except ValueError:
-            logger.error("spooled write-back of %s is not JSON; left in the spool", scope)
+            # The user as telemetry names users (a hash): logs carry no user id in clear.
+            logger.error("spooled write-back of user %s is not JSON; left in the spool", telemetry.user_hash(scope))
             continue
         try:
             results.append(write_back(memory, extractor, **fields))

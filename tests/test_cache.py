@@ -564,3 +564,23 @@ def test_the_cache_defaults_to_the_session_store_and_none_turns_it_off(
     monkeypatch.setenv("MEMORY_CACHE_URL", "None")
     assert get_settings().cache_location is None
     assert MemoryCache.from_settings(get_settings()) is None
+
+
+def test_a_corrupt_spooled_turn_is_logged_with_the_user_hashed(
+    make_cache: CacheFactory, tenant: str, embedder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logs name users as telemetry does (a hash), never by id: a spool entry that is not JSON is reported
+    and left in place."""
+    from memory import telemetry
+    from memory.cache import spool_key
+    from memory.extraction import RuleExtractor
+    from memory.writeback import drain_spool
+
+    cache = make_cache("redis")
+    scope = Scope("user-ZEBRA-7781", tenant)
+    cache.transport.execute([["RPUSH", spool_key(scope), "{not json"]])
+    memory = cached_memory(SQLiteStore(":memory:"), embedder, cache)
+    caplog.set_level(logging.ERROR, logger="memory.writeback")
+    assert drain_spool(memory, RuleExtractor(), scope) == []
+    assert telemetry.user_hash(scope) in caplog.text and "ZEBRA" not in caplog.text
+    assert cache.spooled(scope) == ["{not json"]
