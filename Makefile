@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench pg pg-stop clean package serve onnx
+.PHONY: install demo test lint bench bench-quick pg pg-stop clean package serve onnx
 
 # CPU torch goes in first: sentence-transformers would otherwise pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -49,6 +49,13 @@ bench: $(STAMP) $(ONNX)
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/consolidation.py
 	$(BIN)/python bench/telemetry_overhead.py
+	$(BIN)/python bench/locomo_retrieval.py
+	$(BIN)/python bench/locomo_retrieval.py --context 1 --backends sqlite postgres --no-plots
+
+# Retrieval quality on LoCoMo, reduced for CI: two conversations, SQLite only, under a minute. The data is read
+# from ../shared/data/locomo/locomo10.json or LOCOMO_DATA (CC BY-NC: never copied here; bench/locomo_data.py).
+bench-quick: $(STAMP) $(ONNX)
+	$(BIN)/python bench/locomo_retrieval.py --quick
 
 # The Lambda zip (infra/lambda_package.py), `osls package` of serverless.yml with no AWS credentials, and
 # cfn-lint on the CloudFormation it generates, with the parameter values the deploy uses (infra/cfn_lint.py;
