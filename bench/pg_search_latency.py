@@ -130,8 +130,9 @@ HNSW_SQL = "CREATE INDEX memories_hnsw ON memories USING hnsw (embedding vector_
 # MATERIALIZED pass over the user's heap rows computes both signals (under row-level security neither the GIN
 # index nor a primary-key probe on a computed id may run ahead of the policy), then ``fused`` is materialised
 # so the final join probes the primary key once per hit. Its rows are ~2 KB (the 1,544-byte vector in line),
-# one user's spread over the table: ~9,200 buffers for 10,000 memories. Only change: ``m.*`` is spelled out,
-# since it would now also fetch the halfvec search copy (from TOAST) for every row of the final join.
+# one user's spread over the table: ~9,200 buffers for 10,000 memories. Changes: ``m.*`` is spelled out,
+# since it would now also fetch the halfvec search copy (from TOAST) for every row of the final join, and the
+# score has revision 0008's fusion weights, so that all statements return the same ids.
 ONE_PASS_SQL = f"""
 WITH scanned AS MATERIALIZED (
     SELECT m.id,
@@ -157,9 +158,10 @@ fused AS MATERIALIZED (
     FROM vector_hits AS v FULL OUTER JOIN keyword_hits AS k ON v.id = k.id
 )
 SELECT {_SELECT_COLUMNS}, f.vector_rank, f.similarity, f.keyword_rank, r.recency,
-       (coalesce(1.0 / (%(rrf_k)s + f.vector_rank), 0.0) + coalesce(1.0 / (%(rrf_k)s + f.keyword_rank), 0.0))
-         * (%(rrf_k)s + 1) / 2.0 + %(importance_weight)s * m.importance + %(recency_weight)s * r.recency
-         AS score
+       (coalesce(%(vector_weight)s / (%(rrf_k)s + f.vector_rank), 0.0)
+        + coalesce(%(keyword_weight)s / (%(rrf_k)s + f.keyword_rank), 0.0))
+         * (%(rrf_k)s + 1) / (%(vector_weight)s + %(keyword_weight)s)
+         + %(importance_weight)s * m.importance + %(recency_weight)s * r.recency AS score
 FROM fused AS f
 JOIN memories AS m ON m.id = f.id AND {_IN_SCOPE}
 CROSS JOIN LATERAL (SELECT {_RECENCY} AS recency) AS r

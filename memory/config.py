@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from memory.errors import ConfigurationError
@@ -51,7 +51,13 @@ class Settings(BaseSettings):
     )
     max_content_chars: int = Field(2000, ge=1, le=100_000, description="Longest memory content accepted.")
     top_k: int = Field(5, ge=1, le=100, description="Memories returned by a search when the caller does not say.")
-    rrf_k: int = Field(60, ge=1, le=1000, description="The k of reciprocal rank fusion: 1 / (k + rank).")
+    rrf_k: int = Field(10, ge=1, le=1000, description="The k of reciprocal rank fusion: 1 / (k + rank).")
+    vector_weight: float = Field(
+        1.0, ge=0.0, le=100.0, description="Weight of a memory's vector (meaning) rank in the hybrid fusion."
+    )
+    keyword_weight: float = Field(
+        2.0, ge=0.0, le=100.0, description="Weight of a memory's keyword (BM25) rank in the hybrid fusion."
+    )
     search_candidates: int = Field(
         50, ge=1, le=1000, description="Candidates taken from each of the vector and keyword rankings."
     )
@@ -275,6 +281,12 @@ class Settings(BaseSettings):
             return value.strip() or None
         return value
 
+    @model_validator(mode="after")
+    def _one_ranking_counts(self) -> Settings:
+        if self.vector_weight + self.keyword_weight <= 0.0:
+            raise ValueError("MEMORY_VECTOR_WEIGHT and MEMORY_KEYWORD_WEIGHT cannot both be 0")
+        return self
+
     @field_validator("api_keys")
     @classmethod
     def _api_keys_are_hashed(cls, value: str) -> str:
@@ -301,6 +313,8 @@ class Settings(BaseSettings):
             recency_weight=self.recency_weight,
             recency_half_life_days=self.recency_half_life_days,
             min_similarity=self.min_similarity,
+            vector_weight=self.vector_weight,
+            keyword_weight=self.keyword_weight,
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory import ConfigurationError, Memory, get_settings
+from memory import ConfigurationError, Memory, Ranking, get_settings
 from memory.stores import open_store, redact_url, sqlite_path
 from memory.stores.sqlite import SQLiteStore
 
@@ -13,7 +13,9 @@ def test_defaults() -> None:
     settings = get_settings()
     assert settings.store_url == "sqlite:///agent_memory.db"
     assert settings.dedup_threshold == 0.92 and settings.top_k == 5
-    assert settings.ranking.rrf_k == 60 and settings.ranking.candidates == 50
+    assert settings.ranking.rrf_k == 10 and settings.ranking.candidates == 50
+    assert settings.ranking.vector_weight == 1.0 and settings.ranking.keyword_weight == 2.0
+    assert settings.ranking == Ranking(min_similarity=settings.min_similarity)  # the library's defaults too
 
 
 def test_environment_is_read_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,6 +35,7 @@ def test_environment_is_read_when_asked(monkeypatch: pytest.MonkeyPatch) -> None
         ("MEMORY_STORE_URL", "agent_memory.db"),
         ("MEMORY_RECENCY_HALF_LIFE_DAYS", "0"),
         ("MEMORY_MIN_SIMILARITY", "2"),
+        ("MEMORY_KEYWORD_WEIGHT", "-1"),
     ],
 )
 def test_a_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
@@ -64,3 +67,12 @@ def test_memory_from_url_uses_that_store(embedder, tmp_path) -> None:
     with Memory.from_url(f"sqlite:///{tmp_path / 'a.db'}", embedder=embedder) as mem:
         mem.remember("u1", "I like tea")
     assert (tmp_path / "a.db").is_file()
+
+
+def test_both_fusion_weights_at_zero_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMORY_VECTOR_WEIGHT", "0")
+    monkeypatch.setenv("MEMORY_KEYWORD_WEIGHT", "0")
+    with pytest.raises(ConfigurationError, match="MEMORY_VECTOR_WEIGHT and MEMORY_KEYWORD_WEIGHT cannot both be 0"):
+        get_settings()
+    monkeypatch.setenv("MEMORY_VECTOR_WEIGHT", "0.5")
+    assert get_settings().ranking.vector_weight == 0.5

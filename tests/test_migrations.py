@@ -521,3 +521,36 @@ def test_0007_downgrades_to_exactly_0006_and_upgrades_a_database_that_holds_memo
             assert [hit.entry.user_id for hit in store.search(Scope("alice"), search)] == ["alice"]
         finally:
             store.close()
+
+
+def test_0008_downgrades_to_exactly_0007_and_upgrades_to_the_weighted_search(postgres: PostgresDatabase) -> None:
+    """Downgrading restores 0007's function (its definition and grants, nothing else changes); upgrading again
+    replaces it with the weighted one, so the database holds one ``search_memories``, and the store searches."""
+    from memory.stores.postgres import PostgresStore
+
+    functions = "SELECT pg_get_function_identity_arguments(oid) FROM pg_proc WHERE proname = 'search_memories'"
+    with scratch_database(postgres, migrated=False) as previous:
+        alembic(previous.owner_url, "upgrade", "0007")
+        at_0007 = schema(previous.owner_url)
+    with scratch_database(postgres, migrated=True) as database:
+        at_head = schema(database.owner_url)
+        insert_memories(database.owner_url, ["alice", "bob"])
+        [(weighted,)] = query(database.owner_url, functions)
+
+        alembic(database.owner_url, "downgrade", "0007")
+
+        assert schema(database.owner_url) == at_0007
+        assert at_0007["functions"] != at_head["functions"]
+        [(unweighted,)] = query(database.owner_url, functions)
+        assert "p_keyword_weight" in weighted and "p_keyword_weight" not in unweighted
+        assert query(database.owner_url, "SELECT count(*) FROM memories") == [(2,)]
+
+        alembic(database.owner_url, "upgrade", "head")
+
+        assert schema(database.owner_url) == at_head
+        store = PostgresStore(database.app_url)
+        try:
+            search = SearchRequest(text="x", embedding=None, mode=SearchMode.KEYWORD)
+            assert [hit.entry.user_id for hit in store.search(Scope("bob"), search)] == ["bob"]
+        finally:
+            store.close()

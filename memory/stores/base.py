@@ -378,6 +378,8 @@ def ranking_params(ranking: Ranking) -> dict[str, Any]:
         "candidates": ranking.candidates,
         "min_similarity": ranking.min_similarity,
         "rrf_k": ranking.rrf_k,
+        "vector_weight": ranking.vector_weight,
+        "keyword_weight": ranking.keyword_weight,
         "importance_weight": ranking.importance_weight,
         "recency_weight": ranking.recency_weight,
         "half_life_days": ranking.recency_half_life_days,

@@ -5,7 +5,7 @@ index, see migrations/versions/0001_initial.py for why), ``ts_rank`` over the ge
 reciprocal rank fusion, importance and recency, as ``memory.ranking`` defines. Both signals are read from
 covering btrees that keep a user's entries together (migrations/versions/0003_search_indexes.py): a halfvec
 copy of each embedding ranks the rows, and the exact distance on the full vector decides among the best of
-them. The store runs it inside the function ``search_memories`` (revision 0007, ``postgres_search``), which
+them. The store runs it inside the function ``search_memories`` (revision 0008, ``postgres_search``), which
 keeps its plan in the server between calls instead of parsing and planning 8,000 characters at each one.
 
 Every call runs in one transaction that first sets ``app.tenant_id`` and ``app.user_id`` with
@@ -84,7 +84,7 @@ from memory.stores.postgres_url import psycopg_url
 from memory.turns import TurnRecord, TurnStatus
 
 # The Alembic revision this code speaks to; a test keeps it equal to the migrations' head.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 CONNECT_TIMEOUT_SECONDS = 10
 
 # Every store transaction starts here: the scope row-level security reads, and a statement timeout, so a call
@@ -153,7 +153,7 @@ _HIT_RECENCY = _RECENCY.replace("m.updated_at", "h.updated_at")
 _ORDER_COLUMNS = "m.importance, m.created_at, m.updated_at"  # what ranking needs besides the signals
 
 # The store does not send this statement: it calls search_memories (SEARCH_CALL_SQL), a function made from it
-# by postgres_search.search_function_sql(), of which migrations/versions/0007_search_function.py holds a frozen
+# by postgres_search.search_function_sql(), of which migrations/versions/0008_fusion_weights.py holds a frozen
 # copy. Changing SEARCH_SQL (or a fragment above it uses) therefore changes nothing in the database until a new
 # migration replaces the function with the new text: tests/test_search_function.py fails until one does.
 SEARCH_SQL = f"""
@@ -239,9 +239,10 @@ hits AS (
 best AS MATERIALIZED (
     -- Ranked with what the hits carry; materialised so that only these top_k rows are read from the heap.
     SELECT h.id, h.vector_rank, h.similarity, h.keyword_rank, h.created_at, r.recency,
-           (coalesce(1.0 / (%(rrf_k)s + h.vector_rank), 0.0) + coalesce(1.0 / (%(rrf_k)s + h.keyword_rank), 0.0))
-             * (%(rrf_k)s + 1) / 2.0 + %(importance_weight)s * h.importance + %(recency_weight)s * r.recency
-             AS score
+           (coalesce(%(vector_weight)s / (%(rrf_k)s + h.vector_rank), 0.0)
+            + coalesce(%(keyword_weight)s / (%(rrf_k)s + h.keyword_rank), 0.0))
+             * (%(rrf_k)s + 1) / (%(vector_weight)s + %(keyword_weight)s)
+             + %(importance_weight)s * h.importance + %(recency_weight)s * r.recency AS score
     FROM hits AS h CROSS JOIN LATERAL (SELECT {_HIT_RECENCY} AS recency) AS r
     ORDER BY score DESC, h.created_at DESC, h.id
     LIMIT %(top_k)s

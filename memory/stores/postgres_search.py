@@ -1,5 +1,5 @@
-"""The Postgres store's search as a function in the database, ``search_memories`` (revision 0007), generated
-from ``postgres.SEARCH_SQL``, beside ``postgres.py`` to keep it small.
+"""The Postgres store's search as a function in the database, ``search_memories`` (revision 0007; 0008 added
+the fusion weights), generated from ``postgres.SEARCH_SQL``, beside ``postgres.py`` to keep it small.
 
 Why a function: the search statement is 8,000 characters with CTEs that Postgres parses (~0.25 ms) and plans
 (~0.9 ms) again at every call, since the store prepares nothing (``prepare_threshold=None``: a pooler in
@@ -30,7 +30,7 @@ the statement sent by the store (tests/test_search_function.py checks every colu
 7.4 / 9.0 ms for a 10,000-memory user and 1.7 / 2.4 ms for 100 memories, against 9.1 / 10.0 and 3.2 / 4.1 ms
 for the statement.
 
-A migration holds a frozen copy of ``search_function_sql()`` (migrations/versions/0007_search_function.py):
+The newest migration that creates it holds a frozen copy of ``search_function_sql()`` (0008_fusion_weights.py):
 when ``SEARCH_SQL`` changes, tests/test_search_function.py fails until a new migration replaces the function.
 """
 
@@ -58,6 +58,8 @@ SEARCH_ARGUMENTS = (
     ("candidates", "integer"),
     ("min_similarity", "double precision"),
     ("rrf_k", "integer"),
+    ("vector_weight", "double precision"),
+    ("keyword_weight", "double precision"),
     ("importance_weight", "double precision"),
     ("recency_weight", "double precision"),
     ("seconds_per_day", "double precision"),

@@ -105,8 +105,9 @@ scored AS (
     FROM fused AS f JOIN memories AS m ON m.rowid = f.rid
 )
 SELECT *,
-       (coalesce(1.0 / (:rrf_k + vector_rank), 0.0) + coalesce(1.0 / (:rrf_k + keyword_rank), 0.0))
-         * (:rrf_k + 1) / 2.0 + :importance_weight * importance + :recency_weight * recency AS score
+       (coalesce(:vector_weight / (:rrf_k + vector_rank), 0.0)
+        + coalesce(:keyword_weight / (:rrf_k + keyword_rank), 0.0)) * (:rrf_k + 1) / (:vector_weight + :keyword_weight)
+         + :importance_weight * importance + :recency_weight * recency AS score
 FROM scored
 ORDER BY score DESC, created_at DESC, id
 LIMIT :top_k

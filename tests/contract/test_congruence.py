@@ -71,10 +71,19 @@ def test_vector_order_and_similarity_are_exact_cosine(store: MemoryStore, entrie
     assert [h.vector_rank for h in hits] == list(range(1, len(entries) + 1))
 
 
+@pytest.mark.parametrize("weights", [(1.0, 2.0), (3.0, 0.5)], ids=["keyword-heavy", "vector-heavy"])
 @pytest.mark.parametrize("query", ["bike repair", "commute in the rain", "cycling"])
-def test_hybrid_scores_equal_the_reference_formula(store: MemoryStore, entries: list, embedder, query: str) -> None:
+def test_hybrid_scores_equal_the_reference_formula(
+    store: MemoryStore, entries: list, embedder, query: str, weights: tuple[float, float]
+) -> None:
     ranking = Ranking(
-        rrf_k=10, importance_weight=0.3, recency_weight=0.2, recency_half_life_days=7.0, min_similarity=0.2
+        rrf_k=10,
+        importance_weight=0.3,
+        recency_weight=0.2,
+        recency_half_life_days=7.0,
+        min_similarity=0.2,
+        vector_weight=weights[0],
+        keyword_weight=weights[1],
     )
     request = SearchRequest(
         text=query,
