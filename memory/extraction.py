@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from memory.errors import ClaudeError, ExtractionError, InvalidInputError
 from memory.models import MemoryType, SearchHit, normalize_content, validate_importance, validate_memory_type
-from memory.prompting import escape
+from memory.prompting import escape, escape_attribute
 from memory.usage import TokenUsage
 
 MAX_MEMORY_CHARS = 200  # about 50 tokens: one fact, not a paragraph
@@ -236,7 +236,8 @@ OPERATION_SCHEMA: dict[str, Any] = {
 def extraction_request(message: str, reply: str | None, existing: Sequence[SearchHit]) -> str:
     """The user content of the extraction call: known memories with ids, then the turn, all escaped."""
     known = "\n".join(
-        f'<memory id="{escape(hit.entry.id)}" type="{hit.entry.memory_type.value}">{escape(hit.entry.content)}</memory>'
+        f'<memory id="{escape_attribute(hit.entry.id)}" type="{hit.entry.memory_type.value}">'
+        f"{escape(hit.entry.content)}</memory>"
         for hit in existing
     )
     parts = [f"<memories>\n{known or '(none yet)'}\n</memories>", f"<user_message>{escape(message)}</user_message>"]

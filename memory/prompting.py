@@ -7,9 +7,10 @@ simply not cached, which costs nothing). The memory block changes every turn, so
 
 Memories are untrusted data (anyone who can talk to the agent can plant one), so:
 
-- every memory is one ``<memory>`` element on one line; its content is XML-escaped (``<``, ``>``, ``&``
-  and quotes) and its whitespace collapsed, so no stored text can close the block, open a new one, fake
-  an attribute or start a line of its own;
+- every memory is one ``<memory>`` element on one line; its content is XML-escaped (``<``, ``>`` and ``&``)
+  and its whitespace collapsed, so no stored text can close the block, open a new one, or start a line of
+  its own. Quotes are escaped only in attribute values (``escape_attribute``): in element text they cannot
+  end anything, since no tag can open there, and ``&#x27;`` for every apostrophe cost tokens each turn;
 - the rules tell the model that the block is data about the user, never instructions;
 - the block holds at most ``max_memories`` memories and ``max_tokens`` estimated tokens, best first,
   so a flood of memories cannot crowd out the conversation.
@@ -47,7 +48,13 @@ def estimate_tokens(text: str) -> int:
 
 
 def escape(text: str) -> str:
-    """One line of XML-safe text: markup characters escaped, newlines and runs of spaces collapsed."""
+    """One line of XML-safe element text: ``<``, ``>`` and ``&`` escaped, newlines and runs of spaces collapsed.
+    Quotes stay as they are (no tag can open in the text, so no attribute either)."""
+    return html.escape(_WHITESPACE.sub(" ", text).strip(), quote=False)
+
+
+def escape_attribute(text: str) -> str:
+    """``escape`` for a quoted attribute value: quotes escaped too, so a value cannot end its attribute."""
     return html.escape(_WHITESPACE.sub(" ", text).strip(), quote=True)
 
 
@@ -65,7 +72,7 @@ def describe_age(seconds: float) -> str:
 def memory_element(hit: SearchHit, now: float) -> str:
     entry = hit.entry
     age = describe_age(now - entry.created_at)
-    return f'<memory type="{escape(entry.memory_type.value)}" age="{age}">{escape(entry.content)}</memory>'
+    return f'<memory type="{escape_attribute(entry.memory_type.value)}" age="{age}">{escape(entry.content)}</memory>'
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,7 +226,7 @@ def test_the_claude_extractor_add_update_and_delete_apply_to_the_store(
     result = agent.run_turn("u1", "Sadly Miso died. I drink coffee in the mornings now; training for Lisbon.")
 
     assert f'<memory id="{tea.id}" type="preference">I prefer tea in the morning</memory>' in seen[0]
-    assert "<user_message>Sadly Miso died." in seen[0] and "<assistant_reply>I&#x27;m sorry" in seen[0]
+    assert "<user_message>Sadly Miso died." in seen[0] and "<assistant_reply>I'm sorry" in seen[0]
     outcomes = [(a["action"], a["outcome"]) for a in result.write_back.applied]
     assert outcomes == [("add", "added"), ("update", "superseded"), ("delete", "retired")]
     active = {e.content for e in mem.list("u1")}

@@ -47,7 +47,7 @@ def test_offline_interactive_chat_keeps_the_session_and_stops_on_quit(store_url:
     assert result.stderr.count("ANTHROPIC_API_KEY is not set") == 1
     assert "session chat-" in result.stderr and "--session chat-" in result.stderr
     assert result.stdout.count("would inject") == 2  # the blank line is skipped, nothing after /quit runs
-    assert '<memory type="fact" age="just now">I&#x27;m allergic to peanuts</memory>' in result.stdout
+    assert '<memory type="fact" age="just now">I\'m allergic to peanuts</memory>' in result.stdout
 
 
 def test_online_chat_prints_the_reply_usage_and_memories(store_url: str, messages_api: MessagesAPI) -> None:
