@@ -42,15 +42,21 @@ test: lint $(NODE_STAMP) $(ONNX)
 bench: $(STAMP) $(ONNX)
 	$(BIN)/python bench/recall_latency.py
 	$(BIN)/python bench/pg_search_latency.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/turn_overhead.py --store postgres
 	$(BIN)/python bench/turn_overhead.py --store sqlite
 	$(BIN)/python bench/turn_overhead.py --store sqlite --cache none
 	$(BIN)/python bench/cache_latency.py
 	$(BIN)/python bench/cold_start.py
+	$(BIN)/python infra/lambda_package.py build
+	$(BIN)/python bench/cold_start.py --zip build/agent-memory.zip --out bench/results/cold_start_zip.json
 	$(BIN)/python bench/consolidation.py
 	$(BIN)/python bench/telemetry_overhead.py
 	$(BIN)/python bench/locomo_retrieval.py
 	$(BIN)/python bench/locomo_retrieval.py --context 1 --backends sqlite postgres --no-plots
+	MEMORY_RRF_K=60 MEMORY_KEYWORD_WEIGHT=1 $(BIN)/python bench/locomo_retrieval.py --backends sqlite postgres \
+		--no-plots --out bench/results/locomo_retrieval_equal_weights.json
+	$(BIN)/python bench/locomo_tokens.py
 
 # Retrieval quality on LoCoMo, reduced for CI: two conversations, SQLite only, under a minute. The data is read
 # from ../shared/data/locomo/locomo10.json or LOCOMO_DATA (CC BY-NC: never copied here; bench/locomo_data.py).
