@@ -41,7 +41,10 @@ test: lint $(NODE_STAMP) $(ONNX)
 
 bench: $(STAMP) $(ONNX)
 	$(BIN)/python bench/recall_latency.py
+	$(BIN)/python bench/recall_latency.py --memories 2000
+	$(BIN)/python bench/recall_latency.py --memories 5000
 	$(BIN)/python bench/pg_search_latency.py
+	$(BIN)/python bench/pg_search_latency.py --skip-hnsw --big-user 2000
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/turn_overhead.py --store postgres
 	$(BIN)/python bench/turn_overhead.py --store sqlite
@@ -50,6 +53,8 @@ bench: $(STAMP) $(ONNX)
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python infra/lambda_package.py build
 	$(BIN)/python bench/cold_start.py --zip build/agent-memory.zip --out bench/results/cold_start_zip.json
+	$(BIN)/python bench/embedder_speed.py
+	$(BIN)/python bench/embedder_speed.py --zip build/agent-memory.zip
 	$(BIN)/python bench/consolidation.py
 	$(BIN)/python bench/telemetry_overhead.py
 	$(BIN)/python bench/locomo_retrieval.py
