@@ -49,6 +49,7 @@ bench: $(STAMP) $(ONNX)
 	$(BIN)/python bench/turn_overhead.py --store postgres
 	$(BIN)/python bench/turn_overhead.py --store sqlite
 	$(BIN)/python bench/turn_overhead.py --store sqlite --cache none
+	$(BIN)/python bench/turn_overhead.py --store postgres --cache none
 	$(BIN)/python bench/cache_latency.py
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python infra/lambda_package.py build
