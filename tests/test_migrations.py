@@ -492,65 +492,49 @@ def test_0005_downgrades_to_exactly_0004_and_upgrades_a_database_that_holds_memo
         assert query(database.owner_url, "SELECT count(*) FROM memories") == [(3,)]
 
 
-def test_0007_downgrades_to_exactly_0006_and_upgrades_a_database_that_holds_memories(
-    postgres: PostgresDatabase,
+SEARCH_FUNCTIONS = "SELECT pg_get_function_identity_arguments(oid) FROM pg_proc WHERE proname = 'search_memories'"
+
+
+@pytest.mark.parametrize(
+    ("previous", "functions_before"),
+    [("0006", []), ("0007", ["unweighted"])],
+    ids=["0007 to 0006: no function", "0008 to 0007: the unweighted one"],
+)
+def test_the_search_function_revisions_downgrade_exactly_and_upgrade_a_database_that_holds_memories(
+    postgres: PostgresDatabase, previous: str, functions_before: list[str]
 ) -> None:
-    """Downgrading drops the search function and its grants, nothing else; upgrading again creates it as
-    before, and the store searches through it."""
+    """0007 created ``search_memories`` and 0008 replaced it with the weighted one. Downgrading below either
+    changes the function and its grants, nothing else: 0006 has none, 0007 its unweighted one; upgrading again
+    leaves the database with the one weighted function of head, and the store searches through it."""
     from memory.stores.postgres import PostgresStore
 
-    with scratch_database(postgres, migrated=False) as previous:
-        alembic(previous.owner_url, "upgrade", "0006")
-        at_0006 = schema(previous.owner_url)
+    def functions(url: str) -> list[str]:
+        kinds = {True: "weighted", False: "unweighted"}
+        return [kinds["p_keyword_weight" in arguments] for (arguments,) in query(url, SEARCH_FUNCTIONS)]
+
+    with scratch_database(postgres, migrated=False) as earlier:
+        alembic(earlier.owner_url, "upgrade", previous)
+        at_previous = schema(earlier.owner_url)
     with scratch_database(postgres, migrated=True) as database:
         at_head = schema(database.owner_url)
         insert_memories(database.owner_url, ["alice", "bob"])
+        assert functions(database.owner_url) == ["weighted"]
 
-        alembic(database.owner_url, "downgrade", "0006")
+        alembic(database.owner_url, "downgrade", previous)
 
-        assert schema(database.owner_url) == at_0006
-        assert query(database.owner_url, "SELECT count(*) FROM pg_proc WHERE proname = 'search_memories'") == [(0,)]
+        assert schema(database.owner_url) == at_previous
+        assert at_previous["functions"] != at_head["functions"]
+        assert functions(database.owner_url) == functions_before
         assert query(database.owner_url, "SELECT count(*) FROM memories") == [(2,)]
 
         alembic(database.owner_url, "upgrade", "head")
 
         assert schema(database.owner_url) == at_head
+        assert functions(database.owner_url) == ["weighted"]
         store = PostgresStore(database.app_url)
         try:
             search = SearchRequest(text="x", embedding=None, mode=SearchMode.KEYWORD)
-            assert [hit.entry.user_id for hit in store.search(Scope("alice"), search)] == ["alice"]
-        finally:
-            store.close()
-
-
-def test_0008_downgrades_to_exactly_0007_and_upgrades_to_the_weighted_search(postgres: PostgresDatabase) -> None:
-    """Downgrading restores 0007's function (its definition and grants, nothing else changes); upgrading again
-    replaces it with the weighted one, so the database holds one ``search_memories``, and the store searches."""
-    from memory.stores.postgres import PostgresStore
-
-    functions = "SELECT pg_get_function_identity_arguments(oid) FROM pg_proc WHERE proname = 'search_memories'"
-    with scratch_database(postgres, migrated=False) as previous:
-        alembic(previous.owner_url, "upgrade", "0007")
-        at_0007 = schema(previous.owner_url)
-    with scratch_database(postgres, migrated=True) as database:
-        at_head = schema(database.owner_url)
-        insert_memories(database.owner_url, ["alice", "bob"])
-        [(weighted,)] = query(database.owner_url, functions)
-
-        alembic(database.owner_url, "downgrade", "0007")
-
-        assert schema(database.owner_url) == at_0007
-        assert at_0007["functions"] != at_head["functions"]
-        [(unweighted,)] = query(database.owner_url, functions)
-        assert "p_keyword_weight" in weighted and "p_keyword_weight" not in unweighted
-        assert query(database.owner_url, "SELECT count(*) FROM memories") == [(2,)]
-
-        alembic(database.owner_url, "upgrade", "head")
-
-        assert schema(database.owner_url) == at_head
-        store = PostgresStore(database.app_url)
-        try:
-            search = SearchRequest(text="x", embedding=None, mode=SearchMode.KEYWORD)
-            assert [hit.entry.user_id for hit in store.search(Scope("bob"), search)] == ["bob"]
+            for user in ("alice", "bob"):
+                assert [hit.entry.user_id for hit in store.search(Scope(user), search)] == [user]
         finally:
             store.close()
